@@ -1,0 +1,22 @@
+/* cli.h: what the subcommands share.  Only agent/ talks to the user. */
+#ifndef EF_CLI_H
+#define EF_CLI_H
+
+#include <signal.h>
+
+#include "../common/err.h"
+
+extern volatile int ef_cancel; /* set by SIGINT/SIGTERM */
+
+/* "edgefetch: <context>: <message>" on stderr; returns the exit code. */
+int cli_report (const char *context, ef_err *e);
+/* One usage line on stderr; returns 2. */
+int cli_usage_error (const char *cmd, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+void cli_install_signals (void);
+/* An environment value, or def when unset or empty. */
+const char *cli_env (const char *name, const char *def);
+long cli_env_long (const char *name, long def);
+
+int cmd_pull (int argc, char **argv);
+
+#endif

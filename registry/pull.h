@@ -1,0 +1,28 @@
+/* pull.h: resolve a reference to one verified image in the store. */
+#ifndef EF_PULL_H
+#define EF_PULL_H
+
+#include "client.h"
+
+struct reg_pull_result
+{
+  char *reference;       /* canonical, as asked */
+  char *index_digest;    /* when the reference named an index, else NULL */
+  char *manifest_digest; /* the image manifest */
+  char *media_type;      /* of the image manifest */
+  char *config_digest;   /* the image ID */
+  size_t nlayers;
+  char **layer_digests;
+  int64_t *layer_sizes;
+  char **layer_types;
+  int64_t total_size;    /* config + layers */
+  struct reg_fetch_stats stats;
+};
+
+/* Fetch manifest (choosing the platform from an index), config and layers
+ * into the store, checking every digest on the way. */
+int reg_pull (reg_client *c, reg_store *s, const struct reg_ref *ref, const struct reg_platform *platform,
+              reg_progress_fn progress, void *payload, struct reg_pull_result **out, ef_err **err);
+void reg_pull_result_free (struct reg_pull_result *r);
+
+#endif

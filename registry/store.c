@@ -1,0 +1,329 @@
+/* store.c: see store.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../common/util.h"
+#include "../verify/digest.h"
+#include "store.h"
+
+struct reg_store
+{
+  char *dir;
+  int blobs_fd; /* blobs/sha256, for fsync after rename */
+};
+
+struct reg_ingest
+{
+  reg_store *s;
+  char digest[EF_DIGEST_LEN + 1];
+  char *part;
+  int fd;
+  int64_t size;
+  int64_t offset;
+  ef_hash *hash;
+};
+
+static int
+io_error (ef_err **err, int errnum, const char *what, const char *path)
+{
+  if (errnum == ENOSPC || errnum == EDQUOT)
+    return ef_err_set (err, EF_LOCAL, "%s %s: disk full", what, path);
+  return ef_err_sys (err, EF_LOCAL, errnum, "%s %s", what, path);
+}
+
+int
+reg_store_open (reg_store **out, const char *dir, ef_err **err)
+{
+  cleanup_free char *blobs = xasprintf ("%s/blobs/sha256", dir);
+  cleanup_free char *ingest = xasprintf ("%s/ingest", dir);
+  reg_store *s;
+  int fd;
+
+  *out = NULL;
+  if (ef_mkdirs (blobs, 0755) < 0)
+    return io_error (err, errno, "create store", blobs);
+  if (ef_mkdirs (ingest, 0700) < 0)
+    return io_error (err, errno, "create store", ingest);
+  fd = open (blobs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return io_error (err, errno, "open store", blobs);
+  s = xcalloc (1, sizeof *s);
+  s->dir = xstrdup (dir);
+  s->blobs_fd = fd;
+  *out = s;
+  return 0;
+}
+
+void
+reg_store_free (reg_store *s)
+{
+  if (s == NULL)
+    return;
+  close (s->blobs_fd);
+  free (s->dir);
+  free (s);
+}
+
+const char *
+reg_store_dir (const reg_store *s)
+{
+  return s->dir;
+}
+
+char *
+reg_store_blob_path (const reg_store *s, const char *digest)
+{
+  return xasprintf ("%s/blobs/sha256/%s", s->dir, digest + 7);
+}
+
+bool
+reg_store_has (const reg_store *s, const char *digest, int64_t size)
+{
+  struct stat st;
+
+  if (ef_digest_parse (digest, NULL, NULL) < 0)
+    return false;
+  if (fstatat (s->blobs_fd, digest + 7, &st, 0) < 0 || !S_ISREG (st.st_mode))
+    return false;
+  return size < 0 || st.st_size == size;
+}
+
+/* Write tmp fully, fsync, rename to blobs/<hex>, fsync the directory. */
+static int
+publish (reg_store *s, int fd, const char *tmp, const char *digest, ef_err **err)
+{
+  cleanup_free char *dst = reg_store_blob_path (s, digest);
+
+  if (fsync (fd) < 0)
+    return io_error (err, errno, "fsync", tmp);
+  if (rename (tmp, dst) < 0)
+    return io_error (err, errno, "rename into", dst);
+  if (fsync (s->blobs_fd) < 0)
+    return io_error (err, errno, "fsync", "blobs/sha256");
+  return 0;
+}
+
+int
+reg_store_put (reg_store *s, const char *digest, const void *buf, size_t len, ef_err **err)
+{
+  char actual[EF_DIGEST_LEN + 1];
+  cleanup_free char *tmp = NULL;
+  cleanup_close int fd = -1;
+  int rc;
+
+  if (ef_digest_parse (digest, NULL, err) < 0)
+    return -EF_VERIFY;
+  ef_digest_buf (buf, len, actual);
+  if (strcmp (actual, digest) != 0)
+    return ef_err_set (err, EF_VERIFY, "content does not match digest %s", digest);
+  if (reg_store_has (s, digest, (int64_t) len))
+    return 0;
+  tmp = xasprintf ("%s/ingest/%s.%ld.tmp", s->dir, digest + 7, (long) getpid ());
+  fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd < 0)
+    return io_error (err, errno, "create", tmp);
+  if (ef_write_all (fd, buf, len) < 0)
+    {
+      rc = io_error (err, errno, "write", tmp);
+      unlink (tmp);
+      return rc;
+    }
+  rc = publish (s, fd, tmp, digest, err);
+  if (rc < 0)
+    unlink (tmp);
+  return rc;
+}
+
+int
+reg_store_read (const reg_store *s, const char *digest, size_t max, char **out, size_t *len, ef_err **err)
+{
+  cleanup_free char *path = NULL;
+  char actual[EF_DIGEST_LEN + 1];
+  char *buf;
+  size_t n;
+
+  *out = NULL;
+  if (ef_digest_parse (digest, NULL, err) < 0)
+    return -EF_VERIFY;
+  path = reg_store_blob_path (s, digest);
+  if (ef_read_file (path, max, &buf, &n) < 0)
+    {
+      if (errno == ENOENT)
+        return ef_err_set (err, EF_NOTFOUND, "blob %s is not in the store", digest);
+      return io_error (err, errno, "read", path);
+    }
+  ef_digest_buf (buf, n, actual);
+  if (strcmp (actual, digest) != 0)
+    {
+      free (buf);
+      return ef_err_set (err, EF_LOCAL, "store damaged: %s does not match its digest", path);
+    }
+  *out = buf;
+  *len = n;
+  return 0;
+}
+
+/* Re-hash the bytes already on disk so the fetch can go on from there. */
+static int
+rehash (reg_ingest *i, ef_err **err)
+{
+  char buf[1 << 16];
+  int64_t done = 0;
+  ssize_t n;
+
+  ef_hash_reset (i->hash);
+  if (lseek (i->fd, 0, SEEK_SET) < 0)
+    return io_error (err, errno, "seek", i->part);
+  while (done < i->offset)
+    {
+      size_t want = sizeof buf;
+      if ((int64_t) want > i->offset - done)
+        want = (size_t) (i->offset - done);
+      n = read (i->fd, buf, want);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        return io_error (err, n < 0 ? errno : EIO, "read", i->part);
+      ef_hash_update (i->hash, buf, (size_t) n);
+      done += n;
+    }
+  return 0;
+}
+
+int
+reg_ingest_open (reg_ingest **out, reg_store *s, const char *digest, int64_t size, ef_err **err)
+{
+  reg_ingest *i;
+  struct stat st, st2;
+  int rc;
+
+  *out = NULL;
+  if (ef_digest_parse (digest, NULL, err) < 0)
+    return -EF_VERIFY;
+  i = xcalloc (1, sizeof *i);
+  i->s = s;
+  i->fd = -1;
+  i->size = size;
+  snprintf (i->digest, sizeof i->digest, "%s", digest);
+  i->part = xasprintf ("%s/ingest/%s.part", s->dir, digest + 7);
+  i->hash = ef_hash_new ();
+
+  for (;;)
+    {
+      i->fd = open (i->part, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+      if (i->fd < 0)
+        {
+          rc = io_error (err, errno, "open", i->part);
+          goto fail;
+        }
+      if (flock (i->fd, LOCK_EX | LOCK_NB) < 0)
+        {
+          rc = errno == EWOULDBLOCK ? 1 : io_error (err, errno, "lock", i->part);
+          goto fail;
+        }
+      /* The holder before us may have committed and unlinked the path:
+       * make sure we locked the file that is still there. */
+      if (fstat (i->fd, &st) < 0)
+        {
+          rc = io_error (err, errno, "stat", i->part);
+          goto fail;
+        }
+      if (stat (i->part, &st2) == 0 && st.st_ino == st2.st_ino && st.st_dev == st2.st_dev)
+        break;
+      close (i->fd);
+    }
+  if (st.st_size > size)
+    {
+      if (ftruncate (i->fd, 0) < 0)
+        {
+          rc = io_error (err, errno, "truncate", i->part);
+          goto fail;
+        }
+      st.st_size = 0;
+    }
+  i->offset = st.st_size;
+  rc = rehash (i, err);
+  if (rc < 0)
+    goto fail;
+  if (lseek (i->fd, i->offset, SEEK_SET) < 0)
+    {
+      rc = io_error (err, errno, "seek", i->part);
+      goto fail;
+    }
+  *out = i;
+  return 0;
+fail:
+  reg_ingest_free (i);
+  return rc;
+}
+
+int64_t
+reg_ingest_offset (const reg_ingest *i)
+{
+  return i->offset;
+}
+
+int
+reg_ingest_write (reg_ingest *i, const void *buf, size_t len, ef_err **err)
+{
+  if ((int64_t) len > i->size - i->offset)
+    {
+      /* Never keep bytes we know to be wrong for a later resume. */
+      unlink (i->part);
+      i->offset = 0;
+    }
+  if (i->offset == 0 && (int64_t) len > i->size)
+    return ef_err_set (err, EF_VERIFY, "blob %s is larger than its descriptor says (%lld bytes)", i->digest,
+                       (long long) i->size);
+  if (ef_write_all (i->fd, buf, len) < 0)
+    return io_error (err, errno, "write", i->part);
+  ef_hash_update (i->hash, buf, len);
+  i->offset += (int64_t) len;
+  return 0;
+}
+
+int
+reg_ingest_restart (reg_ingest *i, ef_err **err)
+{
+  if (ftruncate (i->fd, 0) < 0 || lseek (i->fd, 0, SEEK_SET) < 0)
+    return io_error (err, errno, "truncate", i->part);
+  i->offset = 0;
+  ef_hash_reset (i->hash);
+  return 0;
+}
+
+int
+reg_ingest_commit (reg_ingest *i, ef_err **err)
+{
+  char actual[EF_DIGEST_LEN + 1];
+  int rc;
+
+  if (i->offset != i->size)
+    return ef_err_set (err, EF_VERIFY, "blob %s is %lld bytes, its descriptor says %lld", i->digest,
+                       (long long) i->offset, (long long) i->size);
+  ef_hash_final (i->hash, actual);
+  if (strcmp (actual, i->digest) != 0)
+    {
+      unlink (i->part);
+      return ef_err_set (err, EF_VERIFY, "blob %s: content does not match its digest (got %s)", i->digest, actual);
+    }
+  rc = publish (i->s, i->fd, i->part, i->digest, err);
+  return rc;
+}
+
+void
+reg_ingest_free (reg_ingest *i)
+{
+  if (i == NULL)
+    return;
+  if (i->fd >= 0)
+    close (i->fd);
+  ef_hash_free (i->hash);
+  free (i->part);
+  free (i);
+}

@@ -1,0 +1,48 @@
+/* store.h: the content-addressed blob store.
+ *
+ * Layout under DIR:  blobs/sha256/<hex>    verified content, read-only
+ *                    ingest/<hex>.part     bytes of a blob being fetched
+ * A blob reaches blobs/ only through reg_store_put() or
+ * reg_ingest_commit(), both of which check size and digest, fsync and
+ * rename: nothing unverified is ever visible under blobs/. */
+#ifndef EF_STORE_H
+#define EF_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/err.h"
+
+typedef struct reg_store reg_store;
+
+int reg_store_open (reg_store **out, const char *dir, ef_err **err);
+void reg_store_free (reg_store *s);
+const char *reg_store_dir (const reg_store *s);
+/* Path of a blob (whether or not present); caller frees. */
+char *reg_store_blob_path (const reg_store *s, const char *digest);
+/* Present with this size (size < 0: any size)? */
+bool reg_store_has (const reg_store *s, const char *digest, int64_t size);
+/* Verify buf against digest and store it. */
+int reg_store_put (reg_store *s, const char *digest, const void *buf, size_t len, ef_err **err);
+/* Read a blob of at most max bytes and check its digest again. */
+int reg_store_read (const reg_store *s, const char *digest, size_t max, char **out, size_t *len, ef_err **err);
+
+typedef struct reg_ingest reg_ingest;
+
+/* Open (or resume) the ingest of one blob.  Returns 0 with *out set, 1 if
+ * another process is fetching it now (try again later), negative on error.
+ * Bytes already on disk from an earlier attempt are re-hashed, so the
+ * fetch can continue at reg_ingest_offset(). */
+int reg_ingest_open (reg_ingest **out, reg_store *s, const char *digest, int64_t size, ef_err **err);
+int64_t reg_ingest_offset (const reg_ingest *i);
+int reg_ingest_write (reg_ingest *i, const void *buf, size_t len, ef_err **err);
+/* Start over from byte 0 (the server ignored Range). */
+int reg_ingest_restart (reg_ingest *i, ef_err **err);
+/* Check size and digest, fsync, rename into blobs/.  A mismatch discards
+ * the partial file and fails with EF_VERIFY. */
+int reg_ingest_commit (reg_ingest *i, ef_err **err);
+/* Close, keeping the partial bytes for a later resume. */
+void reg_ingest_free (reg_ingest *i);
+
+#endif

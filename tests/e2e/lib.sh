@@ -1,0 +1,104 @@
+# lib.sh: helpers the end-to-end tests and the demo share.
+# Everything lives under $T (a fresh temp dir) and on 127.0.0.1 ports
+# chosen at run time; every process started here is stopped on exit.
+
+TOP=${TOP:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+EF=${EF:-$TOP/edgefetch}
+T=$(mktemp -d "${TMPDIR:-/tmp}/edgefetch-test.XXXXXX")
+PIDS=()
+
+cleanup() {
+	local p
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+	[ -n "${KEEP_TMP:-}" ] && { echo "kept $T" >&2; return; }
+	rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_port() { # wait_port PORT [SECONDS]
+	local i
+	for i in $(seq 1 $((${2:-10} * 20))); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.05
+	done
+	echo "nothing listens on port $1" >&2
+	return 1
+}
+
+# make_ca DIR: a CA and a server certificate for 127.0.0.1 and localhost.
+make_ca() {
+	local d=$1
+	mkdir -p "$d"
+	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=edgefetch test CA" \
+		-keyout "$d/ca.key" -out "$d/ca.crt" -addext basicConstraints=critical,CA:TRUE \
+		-addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
+	openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$d/server.key" \
+		-out "$d/server.csr" 2>/dev/null
+	openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 2 \
+		-extfile <(printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n') \
+		-out "$d/server.crt" 2>/dev/null
+}
+
+# make_client_cert DIR NAME: a client certificate signed by DIR's CA.
+make_client_cert() {
+	local d=$1 n=$2
+	openssl req -newkey rsa:2048 -nodes -subj "/CN=$n" -keyout "$d/$n.key" -out "$d/$n.csr" 2>/dev/null
+	openssl x509 -req -in "$d/$n.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 2 \
+		-extfile <(printf 'extendedKeyUsage=clientAuth\n') -out "$d/$n.cert" 2>/dev/null
+}
+
+# start_registry NAME PORT AUTH [EXTRA_YAML]: AUTH is "htpasswd", "token:REALM_PORT" or "none".
+start_registry() {
+	local name=$1 port=$2 auth=$3 extra=${4:-} d=$T/$1
+	mkdir -p "$d/data"
+	{
+		echo "version: 0.1"
+		echo "log: {level: error, accesslog: {disabled: true}}"
+		echo "storage: {filesystem: {rootdirectory: $d/data}, delete: {enabled: true}}"
+		echo "http:"
+		echo "  addr: 127.0.0.1:$port"
+		echo "  tls: {certificate: $T/ca/server.crt, key: $T/ca/server.key}"
+		case $auth in
+		htpasswd) echo "auth: {htpasswd: {realm: edgefetch-test, path: $T/htpasswd}}" ;;
+		token:*) echo "auth: {token: {realm: 'https://localhost:${auth#token:}/token', service: edgefetch-test, issuer: edgefetch-test-issuer, rootcertbundle: $T/ca/ca.crt}}" ;;
+		esac
+		[ -n "$extra" ] && echo "$extra"
+	} >"$d/config.yml"
+	docker-registry serve "$d/config.yml" >"$d/log" 2>&1 &
+	PIDS+=($!)
+	eval "${name}_PID=$!"
+	wait_port "$port"
+}
+
+# start_token_server PORT [ARGS...]: users come from $T/users (user:pass lines).
+start_token_server() {
+	local port=$1
+	shift
+	python3 "$TOP/tests/e2e/tokenserver.py" --port "$port" --cert "$T/ca/server.crt" --key "$T/ca/server.key" \
+		--ca-cert "$T/ca/ca.crt" --ca-key "$T/ca/ca.key" --users "$T/users" --log "$T/token.log" "$@" \
+		>"$T/token.out" 2>&1 &
+	PIDS+=($!)
+	wait_port "$port"
+}
+
+# setup_pki USER PASS: CA, certs, htpasswd and users file; skopeo's cert dir in $T/skcerts.
+setup_pki() {
+	make_ca "$T/ca"
+	htpasswd -Bbn "$1" "$2" >"$T/htpasswd" 2>/dev/null
+	echo "$1:$2" >"$T/users"
+	mkdir -p "$T/skcerts"
+	cp "$T/ca/ca.crt" "$T/skcerts/ca.crt"
+}
+
+# push LAYOUT:TAG DEST [skopeo args...]: push an OCI layout to a registry with skopeo.
+push() {
+	local src=$1 dst=$2
+	shift 2
+	skopeo copy -q --dest-cert-dir "$T/skcerts" "$@" "oci:$src" "docker://$dst" >/dev/null
+}
