@@ -4,6 +4,8 @@
 
 TOP=${TOP:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 EF=${EF:-$TOP/edgefetch}
+# Debian's python3 carries python3-jwt; a python3 earlier in PATH may not.
+PY=/usr/bin/python3
 T=$(mktemp -d "${TMPDIR:-/tmp}/edgefetch-test.XXXXXX")
 PIDS=()
 
@@ -18,7 +20,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+	"$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
 wait_port() { # wait_port PORT [SECONDS]
@@ -53,7 +55,8 @@ make_client_cert() {
 		-extfile <(printf 'extendedKeyUsage=clientAuth\n') -out "$d/$n.cert" 2>/dev/null
 }
 
-# start_registry NAME PORT AUTH [EXTRA_YAML]: AUTH is "htpasswd", "token:REALM_PORT" or "none".
+# start_registry NAME PORT AUTH [EXTRA]: AUTH is "htpasswd", "token:REALM_PORT" or "none";
+# EXTRA is "clientcas" (require client certificates) or more YAML.
 start_registry() {
 	local name=$1 port=$2 auth=$3 extra=${4:-} d=$T/$1
 	mkdir -p "$d/data"
@@ -63,7 +66,12 @@ start_registry() {
 		echo "storage: {filesystem: {rootdirectory: $d/data}, delete: {enabled: true}}"
 		echo "http:"
 		echo "  addr: 127.0.0.1:$port"
-		echo "  tls: {certificate: $T/ca/server.crt, key: $T/ca/server.key}"
+		if [ "$extra" = clientcas ]; then
+			echo "  tls: {certificate: $T/ca/server.crt, key: $T/ca/server.key, clientcas: [$T/ca/ca.crt]}"
+			extra=
+		else
+			echo "  tls: {certificate: $T/ca/server.crt, key: $T/ca/server.key}"
+		fi
 		case $auth in
 		htpasswd) echo "auth: {htpasswd: {realm: edgefetch-test, path: $T/htpasswd}}" ;;
 		token:*) echo "auth: {token: {realm: 'https://localhost:${auth#token:}/token', service: edgefetch-test, issuer: edgefetch-test-issuer, rootcertbundle: $T/ca/ca.crt}}" ;;
@@ -80,7 +88,7 @@ start_registry() {
 start_token_server() {
 	local port=$1
 	shift
-	python3 "$TOP/tests/e2e/tokenserver.py" --port "$port" --cert "$T/ca/server.crt" --key "$T/ca/server.key" \
+	"$PY" "$TOP/tests/e2e/tokenserver.py" --port "$port" --cert "$T/ca/server.crt" --key "$T/ca/server.key" \
 		--ca-cert "$T/ca/ca.crt" --ca-key "$T/ca/ca.key" --users "$T/users" --log "$T/token.log" "$@" \
 		>"$T/token.out" 2>&1 &
 	PIDS+=($!)
