@@ -25,7 +25,7 @@ LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILDDIR)/%.o)
 AGENT_OBJS := $(AGENT_SRCS:%.c=$(BUILDDIR)/%.o)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILDDIR)/tests/%)
 
-.PHONY: all check unit unit-asan e2e demo install clean lint bench fuzz
+.PHONY: all check deps unit unit-asan e2e demo install clean lint bench fuzz
 all: edgefetch
 
 edgefetch: $(BUILDDIR)/edgefetch

@@ -26,7 +26,7 @@ extern char **environ;
 static bool
 is_tchar (char c)
 {
-  return isalnum ((unsigned char) c) || strchr ("!#$%&'*+-.^_`|~", c) != NULL;
+  return c != '\0' && (isalnum ((unsigned char) c) || strchr ("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
 static const char *
@@ -424,21 +424,23 @@ auth_config_lookup (struct auth_creds *out, const char *text, size_t len, const 
   if (!json_is_object (auths))
     goto out;
 
-  /* Most specific key first: host/a/b, host/a, host. */
+  /* Most specific key first: host/a/b, host/a, host; at each level an
+   * exact key before one that only normalises to it. */
   {
     cleanup_free char *probe = xstrdup (want);
     for (;;)
       {
-        json_object_foreach (auths, key, val)
-        {
-          cleanup_free char *k = normalize_key (key);
-          if (strcmp (k, probe) == 0 && json_is_object (val))
-            {
-              rc = creds_from_entry (out, val, err);
-              if (rc != 0)
-                goto out;
-            }
-        }
+        for (int pass = 0; pass < 2; pass++)
+          json_object_foreach (auths, key, val)
+          {
+            cleanup_free char *k = pass ? normalize_key (key) : xstrdup (key);
+            if (strcmp (k, probe) == 0 && json_is_object (val))
+              {
+                rc = creds_from_entry (out, val, err);
+                if (rc != 0)
+                  goto out;
+              }
+          }
         char *slash = strrchr (probe, '/');
         if (slash == NULL)
           break;

@@ -28,7 +28,9 @@ static const char *const image_layer_types[] = {
   "application/vnd.oci.image.layer.nondistributable.v1.tar",
   "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
   "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+  "application/vnd.docker.image.rootfs.diff.tar",
   "application/vnd.docker.image.rootfs.diff.tar.gzip",
+  "application/vnd.docker.image.rootfs.foreign.diff.tar",
   "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
   NULL,
 };
@@ -61,6 +63,29 @@ is_schema1_type (const char *mt)
          || strcmp (mt, "application/vnd.docker.distribution.manifest.v1+json") == 0;
 }
 
+/* RFC 6838: type "/" subtype, restricted-name characters, + and . allowed. */
+static bool
+valid_media_type (const char *s)
+{
+  int slashes = 0;
+
+  if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9')))
+    return false;
+  for (; *s; s++)
+    {
+      if (*s == '/')
+        {
+          if (++slashes > 1 || s[1] == '\0')
+            return false;
+          continue;
+        }
+      if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9')
+            || strchr ("!#$&^_.+-", *s)))
+        return false;
+    }
+  return slashes == 1;
+}
+
 static void
 desc_dispose (struct reg_desc *d)
 {
@@ -82,7 +107,8 @@ desc_parse (struct reg_desc *d, json_t *o, const char *what, ef_err **err)
   memset (d, 0, sizeof *d);
   if (!json_is_object (o))
     return ef_err_set (err, EF_VERIFY, "%s: descriptor is not an object", what);
-  if (!json_is_string (mt) || json_string_length (mt) == 0 || json_string_length (mt) > 255)
+  if (!json_is_string (mt) || json_string_length (mt) == 0 || json_string_length (mt) > 255
+      || !valid_media_type (json_string_value (mt)))
     return ef_err_set (err, EF_VERIFY, "%s: descriptor without a valid mediaType", what);
   if (!json_is_string (dg))
     return ef_err_set (err, EF_VERIFY, "%s: descriptor without a digest", what);
@@ -123,6 +149,8 @@ parse_image (reg_manifest *m, json_t *root, ef_err **err)
     return ef_err_set (err, EF_VERIFY, "not a container image: config type '%s'", m->config.media_type);
   if (!json_is_array (layers))
     return ef_err_set (err, EF_VERIFY, "manifest has no layers array");
+  if (json_array_size (layers) == 0)
+    return ef_err_set (err, EF_VERIFY, "manifest has no layers");
   if (json_array_size (layers) > MAX_ENTRIES)
     return ef_err_set (err, EF_VERIFY, "manifest has too many layers");
   m->n = json_array_size (layers);
@@ -171,6 +199,10 @@ parse_index (reg_manifest *m, json_t *root, ef_err **err)
         return -EF_VERIFY;
       if (plat != NULL && !json_is_object (plat))
         return ef_err_set (err, EF_VERIFY, "index entry platform is not an object");
+      if (plat && (!json_is_string (json_object_get (plat, "os"))
+                   || !json_is_string (json_object_get (plat, "architecture"))
+                   || (json_object_get (plat, "variant") && !json_is_string (json_object_get (plat, "variant")))))
+        return ef_err_set (err, EF_VERIFY, "index entry platform has malformed fields");
       if (plat)
         {
           d->os = json_str_dup (plat, "os");
@@ -247,6 +279,14 @@ reg_manifest_parse (reg_manifest **out, const char *buf, size_t len, const char 
     {
       rc = ef_err_set (err, EF_VERIFY, "unsupported manifest media type '%.100s'", type);
       goto out;
+    }
+  if (json_object_get (root, "subject"))
+    {
+      struct reg_desc subject;
+      rc = desc_parse (&subject, json_object_get (root, "subject"), "subject", err);
+      desc_dispose (&subject);
+      if (rc < 0)
+        goto out;
     }
   m = xcalloc (1, sizeof *m);
   m->media_type = xstrdup (type);

@@ -275,11 +275,10 @@ reg_ingest_write (reg_ingest *i, const void *buf, size_t len, ef_err **err)
     {
       /* Never keep bytes we know to be wrong for a later resume. */
       unlink (i->part);
-      i->offset = 0;
+      reg_ingest_restart (i, NULL);
+      return ef_err_set (err, EF_VERIFY, "blob %s is larger than its descriptor says (%lld bytes)", i->digest,
+                         (long long) i->size);
     }
-  if (i->offset == 0 && (int64_t) len > i->size)
-    return ef_err_set (err, EF_VERIFY, "blob %s is larger than its descriptor says (%lld bytes)", i->digest,
-                       (long long) i->size);
   if (ef_write_all (i->fd, buf, len) < 0)
     return io_error (err, errno, "write", i->part);
   ef_hash_update (i->hash, buf, len);

@@ -10,11 +10,12 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/edgefetch-test.XXXXXX")
 PIDS=()
 
 cleanup() {
-	local p
+	local rc=$? p
+	set +e
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
 	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-	[ -n "${KEEP_TMP:-}" ] && { echo "kept $T" >&2; return; }
-	rm -rf "$T"
+	if [ -n "${KEEP_TMP:-}" ]; then echo "kept $T" >&2; else rm -rf "$T"; fi
+	exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -1,0 +1,219 @@
+/* test_store.c: digests and the content store: nothing unverified ever
+ * appears under blobs/, partial bytes resume, two holders never clash. */
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../../registry/store.h"
+#include "../../verify/digest.h"
+#include "vectors.h"
+
+static char *
+tmpdir (void)
+{
+  char *d = xstrdup ("/tmp/ef-store-XXXXXX");
+  assert_non_null (mkdtemp (d));
+  return d;
+}
+
+static void
+rmtree (const char *d)
+{
+  cleanup_free char *cmd = xasprintf ("rm -rf '%s'", d);
+  assert_int_equal (system (cmd), 0);
+}
+
+static void
+digest__parse (void **state)
+{
+  char hex[EF_DIGEST_HEX + 1];
+  ef_err *err = NULL;
+
+  (void) state;
+  assert_int_equal (ef_digest_parse ("sha256:20bf21ed457b390829cdbeec8795a7bea1626991fda603e0d01b4e7f60427e55", hex, NULL),
+                    0);
+  assert_string_equal (hex, "20bf21ed457b390829cdbeec8795a7bea1626991fda603e0d01b4e7f60427e55");
+  assert_true (ef_digest_parse ("sha512:00", hex, &err) < 0);
+  assert_non_null (strstr (ef_err_msg (err), "unsupported digest algorithm"));
+  ef_err_free (err);
+  assert_true (ef_digest_parse (NULL, hex, NULL) < 0);
+  assert_true (ef_digest_parse ("sha256", hex, NULL) < 0);
+  assert_true (ef_digest_parse (":abc", hex, NULL) < 0);
+  assert_true (ef_digest_parse ("sha256:20BF21ED457b390829cdbeec8795a7bea1626991fda603e0d01b4e7f60427e55", hex, NULL) < 0);
+  assert_true (ef_digest_parse ("sha256:20bf21ed457b390829cdbeec8795a7bea1626991fda603e0d01b4e7f60427e5", hex, NULL) < 0);
+  assert_true (ef_digest_parse ("sha256:20bf21ed457b390829cdbeec8795a7bea1626991fda603e0d01b4e7f60427e555", hex, NULL) < 0);
+}
+
+static void
+digest__known_answer (void **state)
+{
+  size_t len;
+  cleanup_free char *body = vec_read ("manifests/containers-image/v2s2.manifest.json", &len);
+  char d[EF_DIGEST_LEN + 1];
+  ef_hash *h = ef_hash_new ();
+
+  (void) state;
+  ef_digest_buf (body, len, d);
+  assert_string_equal (d, "sha256:20bf21ed457b390829cdbeec8795a7bea1626991fda603e0d01b4e7f60427e55");
+  /* streaming in odd pieces gives the same */
+  for (size_t i = 0; i < len; i += 7)
+    ef_hash_update (h, body + i, len - i < 7 ? len - i : 7);
+  ef_hash_final (h, d);
+  assert_string_equal (d, "sha256:20bf21ed457b390829cdbeec8795a7bea1626991fda603e0d01b4e7f60427e55");
+  ef_hash_free (h);
+}
+
+static void
+b64__strict (void **state)
+{
+  unsigned char *out;
+
+  (void) state;
+  assert_int_equal (ef_b64_decode ("am9lam9lOmhlbGxv", 16, &out), 12);
+  assert_string_equal ((char *) out, "joejoe:hello");
+  free (out);
+  assert_int_equal (ef_b64_decode ("YQ==", 4, &out), 1);
+  free (out);
+  assert_int_equal (ef_b64_decode ("", 0, &out), 0);
+  free (out);
+  assert_true (ef_b64_decode ("YQ=", 3, &out) < 0);
+  assert_true (ef_b64_decode ("Y Q=", 4, &out) < 0);
+  assert_true (ef_b64_decode ("Y=Q=", 4, &out) < 0);
+  assert_true (ef_b64_decode ("====", 4, &out) < 0);
+  assert_true (ef_b64_decode ("YQ-_", 4, &out) < 0);
+}
+
+static void
+store__put_checks_digest (void **state)
+{
+  cleanup_free char *dir = tmpdir ();
+  reg_store *s = NULL;
+  char d[EF_DIGEST_LEN + 1];
+  char *buf;
+  size_t len;
+  ef_err *err = NULL;
+
+  (void) state;
+  assert_int_equal (reg_store_open (&s, dir, NULL), 0);
+  ef_digest_buf ("hello", 5, d);
+  assert_true (reg_store_put (s, d, "hellO", 5, &err) < 0);
+  assert_int_equal (ef_err_code (err), EF_VERIFY);
+  ef_err_free (err);
+  assert_false (reg_store_has (s, d, -1));
+  assert_int_equal (reg_store_put (s, d, "hello", 5, NULL), 0);
+  assert_true (reg_store_has (s, d, 5));
+  assert_false (reg_store_has (s, d, 6));
+  assert_int_equal (reg_store_read (s, d, 100, &buf, &len, NULL), 0);
+  assert_int_equal (len, 5);
+  free (buf);
+  /* a damaged blob is noticed on read */
+  {
+    cleanup_free char *p = reg_store_blob_path (s, d);
+    FILE *f = fopen (p, "w");
+    fputs ("HELLO", f);
+    fclose (f);
+    err = NULL;
+    assert_true (reg_store_read (s, d, 100, &buf, &len, &err) < 0);
+    assert_int_equal (ef_err_code (err), EF_LOCAL);
+    ef_err_free (err);
+  }
+  reg_store_free (s);
+  rmtree (dir);
+}
+
+static void
+ingest__resume_and_verify (void **state)
+{
+  cleanup_free char *dir = tmpdir ();
+  static char data[300000];
+  char d[EF_DIGEST_LEN + 1];
+  reg_store *s = NULL;
+  reg_ingest *i = NULL;
+  ef_err *err = NULL;
+
+  (void) state;
+  for (size_t k = 0; k < sizeof data; k++)
+    data[k] = (char) (k * 7 + k / 1000);
+  ef_digest_buf (data, sizeof data, d);
+  assert_int_equal (reg_store_open (&s, dir, NULL), 0);
+
+  /* first attempt: a third of the bytes, then the process "dies" */
+  assert_int_equal (reg_ingest_open (&i, s, d, sizeof data, NULL), 0);
+  assert_int_equal (reg_ingest_offset (i), 0);
+  assert_int_equal (reg_ingest_write (i, data, 100000, NULL), 0);
+  reg_ingest_free (i);
+  assert_false (reg_store_has (s, d, -1));
+
+  /* second attempt continues where the bytes end, with the hash restored */
+  assert_int_equal (reg_ingest_open (&i, s, d, sizeof data, NULL), 0);
+  assert_int_equal (reg_ingest_offset (i), 100000);
+  assert_int_equal (reg_ingest_write (i, data + 100000, sizeof data - 100000, NULL), 0);
+  /* one byte too many is refused, and the partial is dropped */
+  assert_true (reg_ingest_write (i, "x", 1, &err) < 0);
+  assert_int_equal (ef_err_code (err), EF_VERIFY);
+  ef_err_free (err);
+  reg_ingest_free (i);
+  assert_int_equal (reg_ingest_open (&i, s, d, sizeof data, NULL), 0);
+  assert_int_equal (reg_ingest_offset (i), 0);
+  assert_int_equal (reg_ingest_write (i, data, sizeof data, NULL), 0);
+  assert_int_equal (reg_ingest_commit (i, NULL), 0);
+  reg_ingest_free (i);
+  assert_true (reg_store_has (s, d, sizeof data));
+
+  /* wrong bytes: EF_VERIFY, nothing in blobs/, no partial left */
+  {
+    char d2[EF_DIGEST_LEN + 1];
+    cleanup_free char *part = NULL;
+    ef_digest_buf ("abc", 3, d2);
+    assert_int_equal (reg_ingest_open (&i, s, d2, 3, NULL), 0);
+    assert_int_equal (reg_ingest_write (i, "abd", 3, NULL), 0);
+    err = NULL;
+    assert_true (reg_ingest_commit (i, &err) < 0);
+    assert_int_equal (ef_err_code (err), EF_VERIFY);
+    ef_err_free (err);
+    reg_ingest_free (i);
+    assert_false (reg_store_has (s, d2, -1));
+    part = xasprintf ("%s/ingest/%s.part", dir, d2 + 7);
+    assert_int_equal (access (part, F_OK), -1);
+  }
+  reg_store_free (s);
+  rmtree (dir);
+}
+
+static void
+ingest__second_holder_waits (void **state)
+{
+  cleanup_free char *dir = tmpdir ();
+  char d[EF_DIGEST_LEN + 1];
+  reg_store *s = NULL;
+  reg_ingest *i = NULL;
+  pid_t pid;
+  int status;
+
+  (void) state;
+  ef_digest_buf ("x", 1, d);
+  assert_int_equal (reg_store_open (&s, dir, NULL), 0);
+  assert_int_equal (reg_ingest_open (&i, s, d, 1, NULL), 0);
+  pid = fork ();
+  if (pid == 0)
+    {
+      reg_ingest *j = NULL;
+      _exit (reg_ingest_open (&j, s, d, 1, NULL) == 1 ? 0 : 1);
+    }
+  assert_int_equal (waitpid (pid, &status, 0), pid);
+  assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+  reg_ingest_free (i);
+  reg_store_free (s);
+  rmtree (dir);
+}
+
+int
+main (void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test (digest__parse),         cmocka_unit_test (digest__known_answer),
+    cmocka_unit_test (b64__strict),           cmocka_unit_test (store__put_checks_digest),
+    cmocka_unit_test (ingest__resume_and_verify), cmocka_unit_test (ingest__second_holder_waits),
+  };
+  return cmocka_run_group_tests_name ("store", tests, NULL, NULL);
+}
