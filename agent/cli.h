@@ -18,5 +18,6 @@ const char *cli_env (const char *name, const char *def);
 long cli_env_long (const char *name, long def);
 
 int cmd_pull (int argc, char **argv);
+int cmd_gc (int argc, char **argv);
 
 #endif

@@ -10,6 +10,7 @@
 
 static const char usage[] =
     "usage: edgefetch pull    [OPTIONS] IMAGE      fetch, verify, store, optionally export\n"
+    "       edgefetch gc      [--store DIR]        drop blobs no recorded image refers to\n"
     "       edgefetch --version | --help | SUBCOMMAND --help\n"
     "\n"
     "Exit codes: 0 done, 2 usage, 3 auth refused, 4 not found, 5 verification failed,\n"
@@ -36,6 +37,8 @@ main (int argc, char **argv)
   cli_install_signals ();
   if (strcmp (argv[1], "pull") == 0)
     return cmd_pull (argc - 1, argv + 1);
+  if (strcmp (argv[1], "gc") == 0)
+    return cmd_gc (argc - 1, argv + 1);
   fprintf (stderr, "edgefetch: unknown command '%s'\n%s", argv[1], usage);
   return EF_USAGE;
 }

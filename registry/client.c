@@ -27,6 +27,7 @@
 #define TOKEN_BODY_MAX (1u << 20)
 #define MAX_CHALLENGES 8
 #define MAX_CAS 32
+#define PROGRESS_MIN (64 * 1024)
 
 struct token
 {
@@ -1129,7 +1130,9 @@ job_finish (struct job *j, CURLcode res, ef_err **err)
 {
   struct xfer *x = j->x;
   reg_client *c = x->c;
-  bool progressed = reg_ingest_offset (j->ing) > j->start_offset;
+  /* Progress that resets the retry budget: a stall after a trickle of
+   * bytes is still a stall (skopeo asks for 1 MiB; edge links are slower). */
+  bool progressed = reg_ingest_offset (j->ing) - j->start_offset >= PROGRESS_MIN;
   curl_off_t ra = 0;
   char code[64], msg[256];
   struct resp r;

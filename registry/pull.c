@@ -119,7 +119,23 @@ reg_pull (reg_client *c, reg_store *s, const struct reg_ref *ref, const struct r
       res->layer_sizes[i] = d->size;
       res->total_size += d->size;
     }
+  {
+    /* Refuse up front what cannot fit, rather than fill the disk. */
+    int64_t need = 0, avail = reg_store_available (s);
+    for (i = 0; i <= n; i++)
+      if (!reg_store_has (s, blobs[i]->digest, blobs[i]->size))
+        need += blobs[i]->size - reg_store_partial (s, blobs[i]->digest);
+    if (avail >= 0 && need > avail)
+      {
+        rc = ef_err_set (err, EF_LOCAL, "not enough space in %s: the image needs %lld MB more, %lld MB free",
+                         reg_store_dir (s), (long long) (need >> 20) + 1, (long long) (avail >> 20));
+        goto fail;
+      }
+  }
   rc = reg_client_fetch_blobs (c, ref, blobs, n + 1, s, progress, payload, &res->stats, err);
+  if (rc < 0)
+    goto fail;
+  rc = reg_store_record (s, res->reference, res->manifest_digest, res->index_digest, err);
   if (rc < 0)
     goto fail;
   free (blobs);

@@ -5,16 +5,24 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
+#include <dirent.h>
+
+#include <jansson.h>
 
 #include "../common/util.h"
 #include "../verify/digest.h"
+#include "manifest.h"
 #include "store.h"
+
+#define IMAGES_MAX (16u << 20)
 
 struct reg_store
 {
   char *dir;
   int blobs_fd; /* blobs/sha256, for fsync after rename */
+  int gc_fd;    /* gc.lock: shared while we are open */
 };
 
 struct reg_ingest
@@ -55,6 +63,16 @@ reg_store_open (reg_store **out, const char *dir, ef_err **err)
   s = xcalloc (1, sizeof *s);
   s->dir = xstrdup (dir);
   s->blobs_fd = fd;
+  {
+    cleanup_free char *lock = xasprintf ("%s/gc.lock", dir);
+    s->gc_fd = open (lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (s->gc_fd < 0 || flock (s->gc_fd, LOCK_SH) < 0)
+      {
+        int e = errno;
+        reg_store_free (s);
+        return io_error (err, e, "lock", lock);
+      }
+  }
   *out = s;
   return 0;
 }
@@ -65,6 +83,8 @@ reg_store_free (reg_store *s)
   if (s == NULL)
     return;
   close (s->blobs_fd);
+  if (s->gc_fd >= 0)
+    close (s->gc_fd);
   free (s->dir);
   free (s);
 }
@@ -325,4 +345,160 @@ reg_ingest_free (reg_ingest *i)
   ef_hash_free (i->hash);
   free (i->part);
   free (i);
+}
+
+int64_t
+reg_store_available (const reg_store *s)
+{
+  struct statvfs v;
+
+  if (statvfs (s->dir, &v) < 0)
+    return -1;
+  return (int64_t) v.f_bavail * (int64_t) v.f_frsize;
+}
+
+int64_t
+reg_store_partial (const reg_store *s, const char *digest)
+{
+  cleanup_free char *part = NULL;
+  struct stat st;
+
+  if (ef_digest_parse (digest, NULL, NULL) < 0)
+    return 0;
+  part = xasprintf ("%s/ingest/%s.part", s->dir, digest + 7);
+  return stat (part, &st) == 0 ? st.st_size : 0;
+}
+
+static json_t *
+images_load (const reg_store *s)
+{
+  cleanup_free char *path = xasprintf ("%s/images.json", s->dir);
+  cleanup_free char *text = NULL;
+  size_t len;
+  json_t *j = NULL;
+
+  if (ef_read_file (path, IMAGES_MAX, &text, &len) == 0)
+    j = json_loadb (text, len, 0, NULL);
+  if (!json_is_object (j) || !json_is_object (json_object_get (j, "images")))
+    {
+      json_decref (j);
+      j = json_pack ("{s:{}}", "images");
+    }
+  return j;
+}
+
+int
+reg_store_record (reg_store *s, const char *name, const char *manifest_digest, const char *index_digest,
+                  ef_err **err)
+{
+  cleanup_free char *lockp = xasprintf ("%s/images.lock", s->dir);
+  cleanup_free char *path = xasprintf ("%s/images.json", s->dir);
+  cleanup_free char *tmp = xasprintf ("%s/images.json.%ld.tmp", s->dir, (long) getpid ());
+  cleanup_close int lock = open (lockp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  cleanup_close int fd = -1;
+  cleanup_free char *text = NULL;
+  json_t *j;
+  int rc = 0;
+
+  if (lock < 0 || flock (lock, LOCK_EX) < 0)
+    return io_error (err, errno, "lock", lockp);
+  j = images_load (s);
+  json_object_set_new (json_object_get (j, "images"), name,
+                       json_pack ("{s:s, s:s?}", "manifest", manifest_digest, "index", index_digest));
+  text = json_dumps (j, JSON_INDENT (1) | JSON_SORT_KEYS);
+  json_decref (j);
+  fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd < 0 || ef_write_all (fd, text, strlen (text)) < 0 || fsync (fd) < 0 || rename (tmp, path) < 0)
+    {
+      rc = io_error (err, errno, "write", path);
+      unlink (tmp);
+    }
+  return rc;
+}
+
+/* Mark a manifest (or index) and everything it names that we hold. */
+static void
+mark (const reg_store *s, json_t *keep, const char *digest, int depth)
+{
+  cleanup_free char *buf = NULL;
+  reg_manifest *m = NULL;
+  size_t len;
+
+  if (digest == NULL || depth > 3 || ef_digest_parse (digest, NULL, NULL) < 0)
+    return;
+  json_object_set_new (keep, digest + 7, json_true ());
+  if (reg_store_read (s, digest, REG_MANIFEST_MAX, &buf, &len, NULL) < 0
+      || reg_manifest_parse (&m, buf, len, NULL, NULL) < 0)
+    return;
+  if (reg_manifest_kind (m) == REG_IMAGE)
+    json_object_set_new (keep, reg_manifest_config (m)->digest + 7, json_true ());
+  for (size_t i = 0; i < reg_manifest_count (m); i++)
+    {
+      const struct reg_desc *d = reg_manifest_entry (m, i);
+      if (reg_manifest_kind (m) == REG_INDEX)
+        {
+          if (reg_store_has (s, d->digest, d->size))
+            mark (s, keep, d->digest, depth + 1);
+        }
+      else
+        json_object_set_new (keep, d->digest + 7, json_true ());
+    }
+  reg_manifest_free (m);
+}
+
+int
+reg_store_gc (reg_store *s, struct reg_gc_stats *stats, ef_err **err)
+{
+  json_t *images, *keep = json_object (), *e;
+  const char *name;
+  struct dirent *de;
+  DIR *d;
+  int dfd;
+
+  memset (stats, 0, sizeof *stats);
+  if (flock (s->gc_fd, LOCK_EX | LOCK_NB) < 0)
+    {
+      flock (s->gc_fd, LOCK_SH);
+      json_decref (keep);
+      return ef_err_set (err, EF_LOCAL, "the store is in use by another edgefetch; try again later");
+    }
+  images = images_load (s);
+  json_object_foreach (json_object_get (images, "images"), name, e)
+  {
+    json_t *m = json_object_get (e, "manifest"), *ix = json_object_get (e, "index");
+    mark (s, keep, json_string_value (m), 0);
+    if (json_is_string (ix))
+      json_object_set_new (keep, json_string_value (ix) + 7, json_true ());
+  }
+  json_decref (images);
+  dfd = dup (s->blobs_fd);
+  d = dfd >= 0 ? fdopendir (dfd) : NULL;
+  if (d == NULL)
+    {
+      json_decref (keep);
+      flock (s->gc_fd, LOCK_SH);
+      return io_error (err, errno, "read", "blobs/sha256");
+    }
+  rewinddir (d);
+  while ((de = readdir (d)) != NULL)
+    {
+      struct stat st;
+      if (de->d_name[0] == '.')
+        continue;
+      if (json_object_get (keep, de->d_name))
+        {
+          stats->blobs_kept++;
+          continue;
+        }
+      if (fstatat (s->blobs_fd, de->d_name, &st, 0) == 0 && unlinkat (s->blobs_fd, de->d_name, 0) == 0)
+        {
+          stats->blobs_removed++;
+          stats->bytes_removed += st.st_size;
+        }
+    }
+  closedir (d);
+  fsync (s->blobs_fd);
+  json_decref (keep);
+  flock (s->gc_fd, LOCK_SH);
+  return 0;
 }

@@ -2,6 +2,8 @@
  *
  * Layout under DIR:  blobs/sha256/<hex>    verified content, read-only
  *                    ingest/<hex>.part     bytes of a blob being fetched
+ *                    images.json           the images held, by name (for gc)
+ *                    gc.lock               shared while open, exclusive for gc
  * A blob reaches blobs/ only through reg_store_put() or
  * reg_ingest_commit(), both of which check size and digest, fsync and
  * rename: nothing unverified is ever visible under blobs/. */
@@ -27,6 +29,27 @@ bool reg_store_has (const reg_store *s, const char *digest, int64_t size);
 int reg_store_put (reg_store *s, const char *digest, const void *buf, size_t len, ef_err **err);
 /* Read a blob of at most max bytes and check its digest again. */
 int reg_store_read (const reg_store *s, const char *digest, size_t max, char **out, size_t *len, ef_err **err);
+
+/* Bytes free for us under the store (statvfs), or -1. */
+int64_t reg_store_available (const reg_store *s);
+/* Bytes already on disk for a blob being fetched (0 if none). */
+int64_t reg_store_partial (const reg_store *s, const char *digest);
+
+/* The images the store holds, by name (STORE/images.json): what gc keeps.
+ * Recording replaces the entry of the same name atomically. */
+int reg_store_record (reg_store *s, const char *name, const char *manifest_digest, const char *index_digest,
+                      ef_err **err);
+
+struct reg_gc_stats
+{
+  int64_t blobs_removed;
+  int64_t bytes_removed;
+  int64_t blobs_kept;
+};
+/* Remove every blob that no recorded image refers to (manifests, index
+ * children present in the store, configs, layers).  Fails with EF_LOCAL
+ * while another edgefetch has the store open. */
+int reg_store_gc (reg_store *s, struct reg_gc_stats *stats, ef_err **err);
 
 typedef struct reg_ingest reg_ingest;
 

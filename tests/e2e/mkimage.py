@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build OCI image layouts for the tests, without a network or a daemon.
 
-  mkimage.py image OUT --tag T [--busybox] [--random-mb N ...] [--platform OS/ARCH[/V]] [--note TEXT]
+  mkimage.py image OUT --tag T [--busybox] [--random-mb N ...] [--random-kb N ...] [--platform OS/ARCH[/V]] [--note TEXT]
   mkimage.py index OUT --tag T --platform linux/amd64 --platform linux/arm64/v8 ...
 
 Layers are gzip'd tars (level 1); configs carry the right diff_ids, so
@@ -76,13 +76,13 @@ def add_busybox(tar):
         tar.addfile(ti)
 
 
-def add_random(tar, name, mb, seed):
+def add_random(tar, name, nbytes, seed):
     ti = tarfile.TarInfo(name)
-    ti.size, ti.mode, ti.mtime = mb << 20, 0o644, 0
+    ti.size, ti.mode, ti.mtime = nbytes, 0o644, 0
 
     class Rand(io.RawIOBase):
         def __init__(self):
-            self.left, self.h = mb << 20, hashlib.sha256(seed.encode())
+            self.left, self.h = nbytes, hashlib.sha256(seed.encode())
 
         def readable(self):
             return True
@@ -98,7 +98,7 @@ def add_random(tar, name, mb, seed):
     tar.addfile(ti, io.BufferedReader(Rand(), 1 << 20))
 
 
-def build_image(out, platform, busybox, random_mbs, note):
+def build_image(out, platform, busybox, random_sizes, note):
     os_, arch, *rest = platform.split("/")
     variant = rest[0] if rest else None
     layers, diff_ids = [], []
@@ -108,8 +108,8 @@ def build_image(out, platform, busybox, random_mbs, note):
             add_busybox(tar)
         add_file(tar, "etc/edgefetch-note", (note or platform).encode() + b"\n")
 
-    for fill in [base] + [(lambda mb, i: (lambda tar: add_random(tar, "data/random-%d.bin" % i, mb, note or "")))(mb, i)
-                          for i, mb in enumerate(random_mbs)]:
+    for fill in [base] + [(lambda n, i: (lambda tar: add_random(tar, "data/random-%d.bin" % i, n, note or "")))(n, i)
+                          for i, n in enumerate(random_sizes)]:
         desc, diff = make_layer(out, fill)
         layers.append(desc)
         diff_ids.append(diff)
@@ -150,12 +150,14 @@ def main():
     ap.add_argument("--tag", required=True)
     ap.add_argument("--platform", action="append", default=[])
     ap.add_argument("--busybox", action="store_true")
-    ap.add_argument("--random-mb", type=int, action="append", default=[])
+    ap.add_argument("--random-mb", type=int, action="append", default=[], help="one more layer of N MiB")
+    ap.add_argument("--random-kb", type=int, action="append", default=[], help="one more layer of N KiB")
     ap.add_argument("--note")
     a = ap.parse_args()
     new_layout(a.out)
     if a.kind == "image":
-        desc = build_image(a.out, (a.platform or ["linux/amd64"])[0], a.busybox, a.random_mb, a.note)
+        sizes = [mb << 20 for mb in a.random_mb] + [kb << 10 for kb in a.random_kb]
+        desc = build_image(a.out, (a.platform or ["linux/amd64"])[0], a.busybox, sizes, a.note)
         desc.pop("platform")
     else:
         entries = [build_image(a.out, p, a.busybox, [], (a.note or "") + p) for p in a.platform]

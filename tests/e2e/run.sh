@@ -3,31 +3,10 @@
 # TLS, with htpasswd, behind a real token server, and with mTLS.
 set -u
 source "$(dirname "$0")/lib.sh"
-
-PASS=0 FAIL=0
-ok() { PASS=$((PASS + 1)); echo "ok - $1"; }
-not_ok() {
-	FAIL=$((FAIL + 1))
-	echo "not ok - $1"
-	[ -s "$T/err" ] && sed 's/^/#   /' "$T/err" | head -5
-}
-# run WANT_RC DESC CMD...: run a command, check its exit code; output in $T/out, $T/err.
-run() {
-	local want=$1 desc=$2 rc
-	shift 2
-	"$@" >"$T/out" 2>"$T/err"
-	rc=$?
-	if [ "$rc" = "$want" ]; then ok "$desc"; else not_ok "$desc (exit $rc, want $want)"; fi
-}
-check() { # check DESC CMD...
-	local desc=$1
-	shift
-	if "$@" >/dev/null 2>&1; then ok "$desc"; else not_ok "$desc"; fi
-}
+source "$(dirname "$0")/testlib.sh"
 
 # Failures that retry should not make the suite slow; the retry tests set their own.
 export EDGEFETCH_RETRY_BASE_MS=20
-setup_failed() { echo "e2e: set-up failed: $*" >&2; echo "e2e: 0 passed, 1 failed"; exit 1; }
 
 USER_=alice PASS_=s3cret-pass
 setup_pki "$USER_" "$PASS_"
@@ -201,5 +180,4 @@ check "docker-archive holds the config as the image ID" \
 	bash -c 'tar -xOf "$1" manifest.json | jq -e ".[0].Config == \"$2.json\"" >/dev/null' _ "$T/tiny.docker.tar" "$(jq -r .config_digest "$T/tiny.json" | cut -c8-)"
 run 2 "bad --output -> exit 2" ef --creds "$CR" --output "tarball:$T/x" "$A/edge/tiny:1.0"
 
-echo "e2e: $PASS passed, $FAIL failed"
-[ "$FAIL" = 0 ]
+finish

@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""A TLS-terminating HTTP proxy in front of the real registry, for fault tests.
+
+It forwards every request to --upstream and streams the answer back, and on
+the way it can misbehave as edge links and registries do. What it does is
+read from the JSON file --control before every request, so a test can
+change it while a pull runs:
+
+  rate           bytes/s for response bodies (0 = unlimited)
+  ignore_range   drop the client's Range header (the server answers 200)
+  cut_after      close the connection after this many body bytes ...
+  cut_count      ... on this many blob responses
+  status429      answer this many blob requests with 429 ...
+  retry_after    ... and this Retry-After (seconds)
+
+It writes counters to --stats (JSON): blob body bytes sent, blob requests,
+requests that carried Range, 429s sent, cuts made.
+"""
+import argparse
+import http.client
+import json
+import os
+import socket
+import ssl
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def control(self):
+        try:
+            with open(self.server.opts.control) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return {}
+
+    def bump(self, key, n=1, write=True):
+        with self.server.lock:
+            self.server.stats[key] = self.server.stats.get(key, 0) + n
+            if write:
+                tmp = "%s.%d.tmp" % (self.server.opts.stats, threading.get_ident())
+                with open(tmp, "w") as f:
+                    json.dump(self.server.stats, f)
+                os.replace(tmp, self.server.opts.stats)
+
+    def take(self, key, limit):
+        """True while fewer than limit events of this kind happened."""
+        with self.server.lock:
+            used = self.server.used.get(key, 0)
+            if used >= limit:
+                return False
+            self.server.used[key] = used + 1
+            return True
+
+    def forward(self):
+        ctl = self.control()
+        blob = "/blobs/" in self.path
+        if blob:
+            self.bump("blob_requests")
+            if self.headers.get("Range"):
+                self.bump("range_requests")
+        if blob and self.take("429", int(ctl.get("status429", 0))):
+            self.bump("429s")
+            body = b'{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}'
+            self.send_response(429)
+            self.send_header("Retry-After", str(ctl.get("retry_after", 1)))
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
+        if ctl.get("ignore_range"):
+            headers.pop("Range", None)
+        n = int(self.headers.get("Content-Length", "0") or 0)
+        req_body = self.rfile.read(n) if n else None
+        try:
+            up = http.client.HTTPSConnection(self.server.opts.upstream, context=self.server.upctx, timeout=30)
+            up.request(self.command, self.path, body=req_body, headers=headers)
+            r = up.getresponse()
+        except OSError:
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self.send_response_only(r.status, r.reason)
+        for k, v in r.getheaders():
+            if k.lower() not in HOP:
+                self.send_header(k, v)
+        self.end_headers()
+        if self.command == "HEAD":
+            up.close()
+            return
+        rate = float(ctl.get("rate", 0))
+        cut = int(ctl.get("cut_after", 0))
+        length = int(r.getheader("Content-Length") or 0)
+        cutting = (blob and 0 < cut < length and r.status in (200, 206)
+                   and self.take("cut", int(ctl.get("cut_count", 0))))
+        sent, start = 0, time.monotonic()
+        try:
+            self.stream(r, up, blob, rate, cut, cutting, sent, start)
+        finally:
+            self.bump("responses")
+
+    def stream(self, r, up, blob, rate, cut, cutting, sent, start):
+        while True:
+            chunk = r.read(16384 if not rate else max(1024, min(16384, int(rate / 20))))
+            if not chunk:
+                break
+            if cutting and sent + len(chunk) > cut:
+                chunk = chunk[: cut - sent]
+                self.wfile.write(chunk)
+                if blob:
+                    self.bump("blob_bytes", len(chunk), write=False)
+                self.bump("cuts")
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                up.close()
+                return
+            try:
+                self.wfile.write(chunk)
+            except OSError:
+                up.close()
+                return
+            sent += len(chunk)
+            if blob:
+                self.bump("blob_bytes", len(chunk), write=sent % (1 << 20) < len(chunk))
+            if rate:
+                ahead = sent / rate - (time.monotonic() - start)
+                if ahead > 0:
+                    time.sleep(ahead)
+        up.close()
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = forward
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--upstream", required=True, help="host:port of the real registry")
+    ap.add_argument("--cert", required=True)
+    ap.add_argument("--key", required=True)
+    ap.add_argument("--ca", required=True)
+    ap.add_argument("--control", required=True)
+    ap.add_argument("--stats", required=True)
+    opts = ap.parse_args()
+    srv = ThreadingHTTPServer(("127.0.0.1", opts.port), Handler)
+    srv.daemon_threads = True
+    srv.opts, srv.lock, srv.stats, srv.used = opts, threading.Lock(), {}, {}
+    srv.upctx = ssl.create_default_context(cafile=opts.ca)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(opts.cert, opts.key)
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    srv.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
