@@ -11,9 +11,10 @@ VERSION    := 0.1.0
 
 WARN   := -Wall -Wextra -Wshadow -Wformat=2 -Wmissing-prototypes -Wstrict-prototypes
 HARDEN := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
-PKGS   := libcurl libssl libcrypto jansson libarchive
-DEPCFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS))
-DEPLIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS))
+# libarchive is dlopen'ed when an archive is written (registry/export.c).
+PKGS   := libcurl libssl libcrypto jansson
+DEPCFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) libarchive)
+DEPLIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS)) -ldl
 ALLCFLAGS  = -std=c11 -D_GNU_SOURCE -DEF_VERSION=\"$(VERSION)\" $(WARN) $(HARDEN) $(DEPCFLAGS) $(CFLAGS) -MMD -MP
 ALLLDFLAGS = -pie -Wl,-z,relro,-z,now $(LDFLAGS)
 
@@ -61,6 +62,9 @@ check: deps lint
 
 deps:
 	@tests/deps.sh
+
+bench: deps edgefetch
+	tests/bench.sh
 
 demo: deps edgefetch
 	tests/demo.sh

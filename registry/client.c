@@ -46,6 +46,7 @@ struct host
   char *cas[MAX_CAS];
   size_t ncas;
   char *cert, *key;
+  X509_STORE *store; /* the system CAs plus this host's; shared by all its connections */
   /* auth */
   bool pinged;
   enum auth_scheme scheme;
@@ -95,6 +96,7 @@ host_free (struct host *h)
     free (h->cas[i]);
   free (h->cert);
   free (h->key);
+  X509_STORE_free (h->store);
   free (h->realm);
   free (h->service);
   auth_creds_dispose (&h->creds);
@@ -173,9 +175,36 @@ host_get (reg_client *c, const char *name)
   return h;
 }
 
+/* Every certificate in a PEM file into store; returns how many. */
+static int
+add_pem_certs (X509_STORE *store, const char *path)
+{
+  STACK_OF (X509_INFO) *infos;
+  BIO *bio = BIO_new_file (path, "r");
+  int added = 0;
+
+  if (bio == NULL)
+    return -1;
+  infos = PEM_X509_INFO_read_bio (bio, NULL, NULL, NULL);
+  BIO_free (bio);
+  for (int k = 0; infos && k < sk_X509_INFO_num (infos); k++)
+    {
+      X509_INFO *xi = sk_X509_INFO_value (infos, k);
+      if (xi->x509 && X509_STORE_add_cert (store, xi->x509) == 1)
+        added++;
+    }
+  sk_X509_INFO_pop_free (infos, X509_INFO_free);
+  ERR_clear_error ();
+  return added;
+}
+
+/* Build the host's trust once: the system pool (curl's default CA file)
+ * plus certs.d CAs and --ca-file.  All its connections share it, so the
+ * system bundle is parsed once per host, not once per connection. */
 static int
 host_tls (reg_client *c, struct host *h, ef_err **err)
 {
+  const char *sys = curl_version_info (CURLVERSION_NOW)->cainfo;
   size_t i;
 
   if (h->tls_loaded)
@@ -185,40 +214,27 @@ host_tls (reg_client *c, struct host *h, ef_err **err)
       return -EF_USAGE;
   if (c->ca_file && h->ncas < MAX_CAS)
     h->cas[h->ncas++] = xstrdup (c->ca_file);
+  h->store = X509_STORE_new ();
+  if (h->store == NULL)
+    return ef_err_set (err, EF_LOCAL, "OpenSSL: out of memory");
+  if (sys ? X509_STORE_load_file (h->store, sys) != 1 : X509_STORE_set_default_paths (h->store) != 1)
+    ERR_clear_error (); /* no system CAs: only ours are trusted */
+  for (i = 0; i < h->ncas; i++)
+    if (add_pem_certs (h->store, h->cas[i]) <= 0)
+      return ef_err_set (err, EF_USAGE, "CA file %s holds no certificate", h->cas[i]);
   h->tls_loaded = true;
   return 0;
 }
 
-/* Add the host's extra CAs to the store curl built from the system pool. */
 static CURLcode
 ssl_ctx_cb (CURL *e, void *sslctx, void *userdata)
 {
   struct host *h = userdata;
-  X509_STORE *store = SSL_CTX_get_cert_store ((SSL_CTX *) sslctx);
-  size_t i;
 
   (void) e;
-  for (i = 0; i < h->ncas; i++)
-    {
-      STACK_OF (X509_INFO) *infos;
-      BIO *bio = BIO_new_file (h->cas[i], "r");
-      int added = 0;
-
-      if (bio == NULL)
-        return CURLE_SSL_CACERT_BADFILE;
-      infos = PEM_X509_INFO_read_bio (bio, NULL, NULL, NULL);
-      BIO_free (bio);
-      for (int k = 0; infos && k < sk_X509_INFO_num (infos); k++)
-        {
-          X509_INFO *xi = sk_X509_INFO_value (infos, k);
-          if (xi->x509 && X509_STORE_add_cert (store, xi->x509) == 1)
-            added++;
-        }
-      sk_X509_INFO_pop_free (infos, X509_INFO_free);
-      ERR_clear_error ();
-      if (added == 0)
-        return CURLE_SSL_CACERT_BADFILE;
-    }
+  if (h->store == NULL)
+    return CURLE_SSL_CACERT_BADFILE;
+  SSL_CTX_set1_cert_store ((SSL_CTX *) sslctx, h->store);
   return CURLE_OK;
 }
 
@@ -241,13 +257,11 @@ setup_handle (reg_client *c, struct host *h, CURL *e, const char *url)
   curl_easy_setopt (e, CURLOPT_LOW_SPEED_LIMIT, c->o.low_speed_limit);
   curl_easy_setopt (e, CURLOPT_LOW_SPEED_TIME, c->o.low_speed_time);
   curl_easy_setopt (e, CURLOPT_TCP_KEEPALIVE, 1L);
-  if (h->ncas > 0)
-    {
-      /* curl's CA cache would share our additions with other hosts. */
-      curl_easy_setopt (e, CURLOPT_CA_CACHE_TIMEOUT, 0L);
-      curl_easy_setopt (e, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
-      curl_easy_setopt (e, CURLOPT_SSL_CTX_DATA, h);
-    }
+  /* Trust comes from the host's store alone (see host_tls). */
+  curl_easy_setopt (e, CURLOPT_CAINFO, NULL);
+  curl_easy_setopt (e, CURLOPT_CAPATH, NULL);
+  curl_easy_setopt (e, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
+  curl_easy_setopt (e, CURLOPT_SSL_CTX_DATA, h);
   if (h->cert)
     {
       curl_easy_setopt (e, CURLOPT_SSLCERT, h->cert);
@@ -1109,7 +1123,7 @@ job_prepare (struct job *j, ef_err **err)
   /* Parallel blobs over separate connections: one lost packet then stalls
    * one blob, not all of them (HTTP/2 would multiplex on one TCP stream). */
   curl_easy_setopt (j->e, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_1_1);
-  curl_easy_setopt (j->e, CURLOPT_BUFFERSIZE, 256L * 1024);
+  curl_easy_setopt (j->e, CURLOPT_BUFFERSIZE, 64L * 1024);
   curl_easy_setopt (j->e, CURLOPT_WRITEFUNCTION, blob_data_cb);
   curl_easy_setopt (j->e, CURLOPT_WRITEDATA, j);
   curl_easy_setopt (j->e, CURLOPT_ERRORBUFFER, j->errbuf);

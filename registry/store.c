@@ -25,6 +25,8 @@ struct reg_store
   int gc_fd;    /* gc.lock: shared while we are open */
 };
 
+static int rehash (struct reg_ingest *i, ef_err **err);
+
 struct reg_ingest
 {
   reg_store *s;
@@ -32,9 +34,12 @@ struct reg_ingest
   char *part;
   int fd;
   int64_t size;
-  int64_t offset;
+  int64_t offset; /* bytes received, buffered ones included */
   ef_hash *hash;
+  char *wbuf;     /* coalesces the network's 16 KiB pieces into fewer writes */
+  size_t wlen;
 };
+
 
 static int
 io_error (ef_err **err, int errnum, const char *what, const char *path)
@@ -215,6 +220,31 @@ rehash (reg_ingest *i, ef_err **err)
   return 0;
 }
 
+#define INGEST_WBUF (128 * 1024)
+
+static int
+ingest_flush (reg_ingest *i, ef_err **err)
+{
+  if (i->wlen == 0)
+    return 0;
+  if (ef_write_all (i->fd, i->wbuf, i->wlen) < 0)
+    {
+      int e = errno;
+      /* What did reach the disk stays valid; re-align with it. */
+      off_t end = lseek (i->fd, 0, SEEK_END);
+      i->wlen = 0;
+      if (end >= 0)
+        {
+          i->offset = end;
+          rehash (i, NULL);
+          lseek (i->fd, end, SEEK_SET);
+        }
+      return io_error (err, e, "write", i->part);
+    }
+  i->wlen = 0;
+  return 0;
+}
+
 int
 reg_ingest_open (reg_ingest **out, reg_store *s, const char *digest, int64_t size, ef_err **err)
 {
@@ -232,6 +262,7 @@ reg_ingest_open (reg_ingest **out, reg_store *s, const char *digest, int64_t siz
   snprintf (i->digest, sizeof i->digest, "%s", digest);
   i->part = xasprintf ("%s/ingest/%s.part", s->dir, digest + 7);
   i->hash = ef_hash_new ();
+  i->wbuf = xmalloc (INGEST_WBUF);
 
   for (;;)
     {
@@ -299,16 +330,25 @@ reg_ingest_write (reg_ingest *i, const void *buf, size_t len, ef_err **err)
       return ef_err_set (err, EF_VERIFY, "blob %s is larger than its descriptor says (%lld bytes)", i->digest,
                          (long long) i->size);
     }
-  if (ef_write_all (i->fd, buf, len) < 0)
-    return io_error (err, errno, "write", i->part);
   ef_hash_update (i->hash, buf, len);
   i->offset += (int64_t) len;
+  if (i->wlen + len > INGEST_WBUF && ingest_flush (i, err) < 0)
+    return -EF_LOCAL;
+  if (len >= INGEST_WBUF)
+    {
+      if (ef_write_all (i->fd, buf, len) < 0)
+        return io_error (err, errno, "write", i->part);
+      return 0;
+    }
+  memcpy (i->wbuf + i->wlen, buf, len);
+  i->wlen += len;
   return 0;
 }
 
 int
 reg_ingest_restart (reg_ingest *i, ef_err **err)
 {
+  i->wlen = 0;
   if (ftruncate (i->fd, 0) < 0 || lseek (i->fd, 0, SEEK_SET) < 0)
     return io_error (err, errno, "truncate", i->part);
   i->offset = 0;
@@ -322,6 +362,8 @@ reg_ingest_commit (reg_ingest *i, ef_err **err)
   char actual[EF_DIGEST_LEN + 1];
   int rc;
 
+  if (ingest_flush (i, err) < 0)
+    return -EF_LOCAL;
   if (i->offset != i->size)
     return ef_err_set (err, EF_VERIFY, "blob %s is %lld bytes, its descriptor says %lld", i->digest,
                        (long long) i->offset, (long long) i->size);
@@ -341,7 +383,11 @@ reg_ingest_free (reg_ingest *i)
   if (i == NULL)
     return;
   if (i->fd >= 0)
-    close (i->fd);
+    {
+      ingest_flush (i, NULL); /* keep what we have for a resume */
+      close (i->fd);
+    }
+  free (i->wbuf);
   ef_hash_free (i->hash);
   free (i->part);
   free (i);
