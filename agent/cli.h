@@ -3,6 +3,7 @@
 #define EF_CLI_H
 
 #include <signal.h>
+#include <stdbool.h>
 
 #include "../common/err.h"
 
@@ -19,5 +20,6 @@ long cli_env_long (const char *name, long def);
 
 int cmd_pull (int argc, char **argv);
 int cmd_gc (int argc, char **argv);
+int cmd_verify_deployment (int argc, char **argv);
 
 #endif

@@ -10,6 +10,7 @@
 
 static const char usage[] =
     "usage: edgefetch pull    [OPTIONS] IMAGE      fetch, verify, store, optionally export\n"
+    "       edgefetch verify-deployment (--key FILE | --trust-dir DIR) SERVICE_JSON\n"
     "       edgefetch gc      [--store DIR]        drop blobs no recorded image refers to\n"
     "       edgefetch --version | --help | SUBCOMMAND --help\n"
     "\n"
@@ -37,6 +38,8 @@ main (int argc, char **argv)
   cli_install_signals ();
   if (strcmp (argv[1], "pull") == 0)
     return cmd_pull (argc - 1, argv + 1);
+  if (strcmp (argv[1], "verify-deployment") == 0)
+    return cmd_verify_deployment (argc - 1, argv + 1);
   if (strcmp (argv[1], "gc") == 0)
     return cmd_gc (argc - 1, argv + 1);
   fprintf (stderr, "edgefetch: unknown command '%s'\n%s", argv[1], usage);

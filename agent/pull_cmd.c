@@ -24,6 +24,7 @@ static const char pull_usage[] =
     "  --ca-file FILE                one more CA bundle for every host\n"
     "  --store DIR                   content store (default /var/lib/edgefetch or EDGEFETCH_STORE)\n"
     "  --output oci:DIR | oci-archive:FILE | docker-archive:FILE\n"
+    "  --verify-key FILE             a cosign public key: require a valid signature\n"
     "  --jobs N                      parallel blob downloads (default 4)\n"
     "  --json                        one JSON object on stdout\n"
     "  --quiet                       no progress\n";
@@ -87,12 +88,14 @@ cmd_pull (int argc, char **argv)
     { "ca-file", required_argument, NULL, 'C' },   { "store", required_argument, NULL, 's' },
     { "output", required_argument, NULL, 'o' },    { "jobs", required_argument, NULL, 'j' },
     { "json", no_argument, NULL, 'J' },            { "quiet", no_argument, NULL, 'q' },
-    { "help", no_argument, NULL, 'h' },            { NULL, 0, NULL, 0 },
+    { "verify-key", required_argument, NULL, 'k' }, { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
   };
   const char *platform_s = NULL, *creds = cli_env ("EDGEFETCH_CREDS", NULL);
   const char *auth_file = cli_env ("EDGEFETCH_AUTH_FILE", NULL), *certs_dir = cli_env ("EDGEFETCH_CERTS_DIR", NULL);
   const char *ca_file = NULL, *store_dir = cli_env ("EDGEFETCH_STORE", "/var/lib/edgefetch");
-  const char *output = NULL, *out_path = NULL;
+  const char *output = NULL, *out_path = NULL, *verify_key = NULL;
+  vfy_cosign_key *cosign_key = NULL;
   const char *default_certs[] = { "/etc/edgefetch/certs.d", "/etc/docker/certs.d", "/etc/containers/certs.d", NULL };
   const char *one_cert[2] = { NULL, NULL };
   enum reg_export_format fmt = REG_EXPORT_OCI_DIR;
@@ -120,6 +123,7 @@ cmd_pull (int argc, char **argv)
       case 'C': ca_file = optarg; break;
       case 's': store_dir = optarg; break;
       case 'o': output = optarg; break;
+      case 'k': verify_key = optarg; break;
       case 'j':
         {
           uint64_t n;
@@ -142,6 +146,8 @@ cmd_pull (int argc, char **argv)
     return cli_report (context, err);
   if (output && reg_export_parse (output, &fmt, &out_path, &err) < 0)
     return cli_report (context, err);
+  if (verify_key && vfy_cosign_key_load (&cosign_key, verify_key, &err) < 0)
+    return cli_report (context, err);
 
   one_cert[0] = certs_dir;
   copts.creds = creds;
@@ -159,7 +165,7 @@ cmd_pull (int argc, char **argv)
   if (rc == 0)
     rc = reg_client_new (&client, &copts, &err);
   if (rc == 0)
-    rc = reg_pull (client, store, ref, &platform, draw, &prog, &res, &err);
+    rc = reg_pull (client, store, ref, &platform, cosign_key, draw, &prog, &res, &err);
   if (prog.drawn)
     fputc ('\n', stderr);
   if (rc == 0 && out_path)
@@ -183,6 +189,7 @@ cmd_pull (int argc, char **argv)
   rc = 0;
 out:
   reg_pull_result_free (res);
+  vfy_cosign_key_free (cosign_key);
   reg_client_free (client);
   reg_store_free (store);
   return rc;

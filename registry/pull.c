@@ -3,6 +3,7 @@
 
 #include "../common/util.h"
 #include "pull.h"
+#include "sigstore.h"
 
 #define MAX_INDEX_DEPTH 2
 
@@ -29,7 +30,8 @@ reg_pull_result_free (struct reg_pull_result *r)
 
 int
 reg_pull (reg_client *c, reg_store *s, const struct reg_ref *ref, const struct reg_platform *platform,
-          reg_progress_fn progress, void *payload, struct reg_pull_result **out, ef_err **err)
+          const vfy_cosign_key *cosign_key, reg_progress_fn progress, void *payload, struct reg_pull_result **out,
+          ef_err **err)
 {
   struct reg_manifest_resp resp = { 0 };
   cleanup_manifest reg_manifest *m = NULL;
@@ -58,6 +60,12 @@ reg_pull (reg_client *c, reg_store *s, const struct reg_ref *ref, const struct r
           rc = ef_err_set (err, EF_VERIFY, "manifest %s is %zu bytes, the index says %lld", want, resp.len,
                            (long long) want_size);
           goto fail;
+        }
+      if (depth == 0 && cosign_key)
+        {
+          rc = reg_cosign_check (c, s, ref, resp.digest, cosign_key, err);
+          if (rc < 0)
+            goto fail;
         }
       reg_manifest_free (m);
       m = NULL;

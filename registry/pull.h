@@ -2,6 +2,7 @@
 #ifndef EF_PULL_H
 #define EF_PULL_H
 
+#include "../verify/cosign.h"
 #include "client.h"
 
 struct reg_pull_result
@@ -20,9 +21,12 @@ struct reg_pull_result
 };
 
 /* Fetch manifest (choosing the platform from an index), config and layers
- * into the store, checking every digest on the way. */
+ * into the store, checking every digest on the way.  With cosign_key, the
+ * digest the reference resolves to (the index, for a multi-arch image)
+ * must carry a valid cosign signature before anything else is fetched. */
 int reg_pull (reg_client *c, reg_store *s, const struct reg_ref *ref, const struct reg_platform *platform,
-              reg_progress_fn progress, void *payload, struct reg_pull_result **out, ef_err **err);
+              const vfy_cosign_key *cosign_key, reg_progress_fn progress, void *payload,
+              struct reg_pull_result **out, ef_err **err);
 void reg_pull_result_free (struct reg_pull_result *r);
 
 #endif

@@ -1,0 +1,189 @@
+/* cosign.c: see cosign.h. */
+#include <errno.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include "../common/util.h"
+#include "cosign.h"
+#include "digest.h"
+
+#define PAYLOAD_TYPE "cosign container image signature"
+
+struct vfy_cosign_key
+{
+  EVP_PKEY *pkey;
+};
+
+int
+vfy_cosign_key_from_pem (vfy_cosign_key **out, const char *pem, size_t len, ef_err **err)
+{
+  BIO *bio;
+  EVP_PKEY *pkey;
+  char group[64] = "";
+  size_t glen = 0;
+  int rc = 0;
+
+  *out = NULL;
+  if (len > 64 * 1024 || !memmem (pem, len, "-----BEGIN PUBLIC KEY-----", 26))
+    return ef_err_set (err, EF_VERIFY, "cosign key: not a PEM PUBLIC KEY");
+  bio = BIO_new_mem_buf (pem, (int) len);
+  pkey = PEM_read_bio_PUBKEY (bio, NULL, NULL, NULL);
+  BIO_free (bio);
+  ERR_clear_error ();
+  if (pkey == NULL)
+    return ef_err_set (err, EF_VERIFY, "cosign key: unreadable public key");
+  switch (EVP_PKEY_get_base_id (pkey))
+    {
+    case EVP_PKEY_EC:
+      if (EVP_PKEY_get_group_name (pkey, group, sizeof group, &glen) != 1 || strcmp (group, "prime256v1") != 0)
+        rc = ef_err_set (err, EF_VERIFY, "cosign key: ECDSA curve '%s' is not P-256", group);
+      break;
+    case EVP_PKEY_RSA:
+      if (EVP_PKEY_get_bits (pkey) < 2048)
+        rc = ef_err_set (err, EF_VERIFY, "cosign key: RSA key shorter than 2048 bits");
+      break;
+    default:
+      rc = ef_err_set (err, EF_VERIFY, "cosign key: unsupported key algorithm");
+    }
+  if (rc < 0)
+    {
+      EVP_PKEY_free (pkey);
+      return rc;
+    }
+  *out = xmalloc (sizeof **out);
+  (*out)->pkey = pkey;
+  return 0;
+}
+
+int
+vfy_cosign_key_load (vfy_cosign_key **out, const char *path, ef_err **err)
+{
+  cleanup_free char *text = NULL;
+  size_t len;
+
+  *out = NULL;
+  if (ef_read_file (path, 64 * 1024, &text, &len) < 0)
+    return ef_err_sys (err, EF_USAGE, errno, "cosign key %s", path);
+  if (vfy_cosign_key_from_pem (out, text, len, err) < 0)
+    return ef_err_wrap (err, "%s", path);
+  return 0;
+}
+
+void
+vfy_cosign_key_free (vfy_cosign_key *k)
+{
+  if (k == NULL)
+    return;
+  EVP_PKEY_free (k->pkey);
+  free (k);
+}
+
+/* An object with exactly these keys. */
+static bool
+exact_keys (json_t *o, const char *const *keys)
+{
+  size_t n = 0;
+
+  if (!json_is_object (o))
+    return false;
+  for (; *keys; keys++, n++)
+    if (json_object_get (o, *keys) == NULL)
+      return false;
+  return json_object_size (o) == n;
+}
+
+int
+vfy_cosign_payload_parse (const char *payload, size_t len, char **docker_ref, char **manifest_digest,
+                          ef_err **err)
+{
+  static const char *const top[] = { "critical", "optional", NULL };
+  static const char *const crit[] = { "identity", "image", "type", NULL };
+  static const char *const ident[] = { "docker-reference", NULL };
+  static const char *const image[] = { "docker-manifest-digest", NULL };
+  json_t *root, *c, *opt, *ref, *dg, *type;
+  int rc = 0;
+
+  *docker_ref = *manifest_digest = NULL;
+  if (len > COSIGN_PAYLOAD_MAX)
+    return ef_err_set (err, EF_VERIFY, "cosign payload too large");
+  root = json_loadb (payload, len, JSON_REJECT_DUPLICATES, NULL);
+  c = json_object_get (root, "critical");
+  opt = json_object_get (root, "optional");
+  if (!exact_keys (root, top) || !exact_keys (c, crit) || !(json_is_object (opt) || json_is_null (opt))
+      || !exact_keys (json_object_get (c, "identity"), ident) || !exact_keys (json_object_get (c, "image"), image))
+    {
+      rc = ef_err_set (err, EF_VERIFY, "cosign payload is not a simple-signing document");
+      goto out;
+    }
+  type = json_object_get (c, "type");
+  ref = json_object_get (json_object_get (c, "identity"), "docker-reference");
+  dg = json_object_get (json_object_get (c, "image"), "docker-manifest-digest");
+  if (!json_is_string (type) || strcmp (json_string_value (type), PAYLOAD_TYPE) != 0)
+    {
+      rc = ef_err_set (err, EF_VERIFY, "cosign payload type is not '" PAYLOAD_TYPE "'");
+      goto out;
+    }
+  if (!json_is_string (ref) || json_string_length (ref) == 0 || json_string_length (ref) > 1024
+      || strlen (json_string_value (ref)) != json_string_length (ref))
+    {
+      rc = ef_err_set (err, EF_VERIFY, "cosign payload has no valid docker-reference");
+      goto out;
+    }
+  if (!json_is_string (dg) || ef_digest_parse (json_string_value (dg), NULL, NULL) < 0)
+    {
+      rc = ef_err_set (err, EF_VERIFY, "cosign payload has no valid docker-manifest-digest");
+      goto out;
+    }
+  *docker_ref = xstrdup (json_string_value (ref));
+  *manifest_digest = xstrdup (json_string_value (dg));
+out:
+  json_decref (root);
+  return rc;
+}
+
+int
+vfy_cosign_verify (const vfy_cosign_key *k, const char *payload, size_t len, const char *sig_b64,
+                   const char *manifest_digest, char **docker_ref, ef_err **err)
+{
+  unsigned char *sig = NULL;
+  EVP_MD_CTX *ctx;
+  long siglen;
+  char *ref = NULL, *dg = NULL;
+  int ok = 0;
+
+  *docker_ref = NULL;
+  if (sig_b64 == NULL || *sig_b64 == '\0')
+    return ef_err_set (err, EF_VERIFY, "cosign signature missing");
+  if (len > COSIGN_PAYLOAD_MAX)
+    return ef_err_set (err, EF_VERIFY, "cosign payload too large");
+  siglen = ef_b64_decode (sig_b64, strlen (sig_b64), &sig);
+  if (siglen <= 0)
+    return ef_err_set (err, EF_VERIFY, "cosign signature is not valid base64");
+  /* The bytes are checked before a single one of them is parsed. */
+  ctx = EVP_MD_CTX_new ();
+  if (ctx && EVP_DigestVerifyInit (ctx, NULL, EVP_sha256 (), NULL, k->pkey) == 1)
+    ok = EVP_DigestVerify (ctx, sig, (size_t) siglen, (const unsigned char *) payload, len) == 1;
+  EVP_MD_CTX_free (ctx);
+  ERR_clear_error ();
+  free (sig);
+  if (!ok)
+    return ef_err_set (err, EF_VERIFY, "cosign signature does not verify with the key");
+  if (vfy_cosign_payload_parse (payload, len, &ref, &dg, err) < 0)
+    return -EF_VERIFY;
+  if (strcmp (dg, manifest_digest) != 0)
+    {
+      ef_err_set (err, EF_VERIFY, "cosign signature is for %s, not %s", dg, manifest_digest);
+      free (ref);
+      free (dg);
+      return -EF_VERIFY;
+    }
+  free (dg);
+  *docker_ref = ref;
+  return 0;
+}
