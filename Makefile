@@ -25,8 +25,11 @@ UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILDDIR)/%.o)
 AGENT_OBJS := $(AGENT_SRCS:%.c=$(BUILDDIR)/%.o)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILDDIR)/tests/%)
+FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS  := $(FUZZ_NAMES:%=$(BUILDDIR)/fuzz/fuzz_%)
+FUZZ_SECONDS ?= 60
 
-.PHONY: all check deps unit unit-asan e2e demo install clean lint bench fuzz
+.PHONY: all check deps unit unit-asan fuzz-replay e2e demo install clean lint bench fuzz
 all: edgefetch
 
 edgefetch: $(BUILDDIR)/edgefetch
@@ -43,11 +46,32 @@ $(BUILDDIR)/tests/%: tests/unit/%.c $(AGENT_OBJS) $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLCFLAGS) $(ALLLDFLAGS) -o $@ $^ $(DEPLIBS) $(shell $(PKG_CONFIG) --libs cmocka)
 
-# Unit tests run once, under ASan and UBSan (they abort on the first finding).
+$(BUILDDIR)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/driver.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) $(ALLLDFLAGS) -o $@ $^ $(DEPLIBS)
+
+# Unit tests and the fuzz corpora run once, under ASan and UBSan (they
+# abort on the first finding).
 unit-asan:
 	$(MAKE) --no-print-directory BUILDDIR=build/asan \
 	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
-	  LDFLAGS="-fsanitize=address,undefined" unit
+	  LDFLAGS="-fsanitize=address,undefined" unit fuzz-replay
+
+# Replay every fuzz target's corpus with the standalone driver (no libFuzzer needed).
+fuzz-replay: $(FUZZ_BINS)
+	@for n in $(FUZZ_NAMES); do $(BUILDDIR)/fuzz/fuzz_$$n tests/fuzz/corpus/$$n || exit 1; done
+
+# Real fuzzing with libFuzzer (clang): FUZZ_SECONDS per target; finds go to build/libfuzzer/.
+fuzz: deps
+	@mkdir -p build/libfuzzer
+	@for n in $(FUZZ_NAMES); do \
+	  clang -std=c11 -D_GNU_SOURCE -DEF_VERSION=\"$(VERSION)\" -g -O1 $(DEPCFLAGS) \
+	    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	    -o build/libfuzzer/fuzz_$$n tests/fuzz/fuzz_$$n.c $(LIB_SRCS) $(DEPLIBS) || exit 1; \
+	  mkdir -p build/libfuzzer/corpus-$$n; \
+	  (cd build/libfuzzer && ./fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -print_final_stats=1 \
+	    corpus-$$n ../../tests/fuzz/corpus/$$n) || exit 1; \
+	done
 
 unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do \
