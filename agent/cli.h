@@ -21,5 +21,7 @@ long cli_env_long (const char *name, long def);
 int cmd_pull (int argc, char **argv);
 int cmd_gc (int argc, char **argv);
 int cmd_verify_deployment (int argc, char **argv);
+int cmd_agent (int argc, char **argv);
+int cmd_status (int argc, char **argv);
 
 #endif

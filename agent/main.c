@@ -10,6 +10,8 @@
 
 static const char usage[] =
     "usage: edgefetch pull    [OPTIONS] IMAGE      fetch, verify, store, optionally export\n"
+    "       edgefetch agent   [--config FILE] [--once]   follow the node's pattern on the exchange\n"
+    "       edgefetch status  [--config FILE] [--json]   what the agent holds\n"
     "       edgefetch verify-deployment (--key FILE | --trust-dir DIR) SERVICE_JSON\n"
     "       edgefetch gc      [--store DIR]        drop blobs no recorded image refers to\n"
     "       edgefetch --version | --help | SUBCOMMAND --help\n"
@@ -38,6 +40,10 @@ main (int argc, char **argv)
   cli_install_signals ();
   if (strcmp (argv[1], "pull") == 0)
     return cmd_pull (argc - 1, argv + 1);
+  if (strcmp (argv[1], "agent") == 0)
+    return cmd_agent (argc - 1, argv + 1);
+  if (strcmp (argv[1], "status") == 0)
+    return cmd_status (argc - 1, argv + 1);
   if (strcmp (argv[1], "verify-deployment") == 0)
     return cmd_verify_deployment (argc - 1, argv + 1);
   if (strcmp (argv[1], "gc") == 0)

@@ -60,6 +60,8 @@ struct host
 struct reg_client
 {
   struct reg_client_opts o;
+  struct reg_host_creds *host_creds;
+  size_t nhost_creds;
   char *creds;
   char *auth_file;
   char **certs_dirs;
@@ -394,6 +396,17 @@ host_creds (reg_client *c, struct host *h, const char *domain, ef_err **err)
   h->creds_loaded = true;
   if (c->creds)
     return auth_creds_from_string (&h->creds, c->creds, err);
+  for (size_t i = 0; i < c->nhost_creds; i++)
+    {
+      const struct reg_host_creds *hc = &c->host_creds[i];
+      bool hub = strcmp (domain, "docker.io") == 0 && strstr (hc->registry, "docker.io") != NULL;
+      if (hub || strcasecmp (hc->registry, domain) == 0)
+        {
+          h->creds.username = xstrdup (hc->username);
+          h->creds.secret = xstrdup (hc->secret);
+          return 0;
+        }
+    }
   if (c->auth_file)
     {
       cleanup_free char *text = NULL;
@@ -782,6 +795,15 @@ reg_client_new (reg_client **out, const struct reg_client_opts *o, ef_err **err)
   c = xcalloc (1, sizeof *c);
   c->o = *o;
   c->creds = o->creds ? xstrdup (o->creds) : NULL;
+  c->nhost_creds = o->nhost_creds;
+  c->host_creds = xcalloc (o->nhost_creds + 1, sizeof *c->host_creds);
+  for (size_t i = 0; i < o->nhost_creds; i++)
+    {
+      c->host_creds[i].registry = xstrdup (o->host_creds[i].registry);
+      c->host_creds[i].username = xstrdup (o->host_creds[i].username);
+      c->host_creds[i].secret = xstrdup (o->host_creds[i].secret);
+    }
+  c->o.host_creds = NULL;
   c->auth_file = o->auth_file ? xstrdup (o->auth_file) : NULL;
   c->ca_file = o->ca_file ? xstrdup (o->ca_file) : NULL;
   while (o->certs_dirs && o->certs_dirs[n])
@@ -833,6 +855,13 @@ reg_client_free (reg_client *c)
   if (c->share)
     curl_share_cleanup (c->share);
   ef_free_secret (c->creds);
+  for (size_t i = 0; i < c->nhost_creds; i++)
+    {
+      free ((char *) c->host_creds[i].registry);
+      ef_free_secret ((char *) c->host_creds[i].username);
+      ef_free_secret ((char *) c->host_creds[i].secret);
+    }
+  free (c->host_creds);
   free (c->auth_file);
   free (c->ca_file);
   for (size_t i = 0; c->certs_dirs && c->certs_dirs[i]; i++)

@@ -13,9 +13,19 @@
 #include "ref.h"
 #include "store.h"
 
+/* Credentials for one registry host (from a Horizon service's dockauths). */
+struct reg_host_creds
+{
+  const char *registry; /* host[:port]; "docker.io" matches any Docker Hub name */
+  const char *username;
+  const char *secret;
+};
+
 struct reg_client_opts
 {
   const char *creds;              /* "user:password" for every registry, or NULL */
+  const struct reg_host_creds *host_creds; /* tried before auth_file */
+  size_t nhost_creds;
   const char *auth_file;          /* docker config.json, or NULL */
   const char *const *certs_dirs;  /* NULL-terminated; DIR/<host[:port]>/{*.crt,*.cert,*.key} */
   const char *ca_file;            /* one more CA bundle for every host, or NULL */

@@ -1,0 +1,38 @@
+/* config.h: the agent's env-file (contract.md, "The agent's configuration"). */
+#ifndef EF_CONFIG_H
+#define EF_CONFIG_H
+
+#include <stdbool.h>
+
+#include "../common/err.h"
+
+struct agent_config
+{
+  char *exchange_url; /* with a trailing '/' */
+  char *org;
+  char *node_id;
+  char *node_token;
+  char *hub_cert;
+  char *store;
+  char *trust_dir;
+  bool trust_exchange_keys;
+  bool require_digest;
+  char *certs_dir;
+  char *auth_file;
+  char *runtime;
+  char *arch; /* amd64, arm64, arm, ...: EDGEFETCH_ARCH, else the node's, else ours */
+  char *cosign_key;
+  long poll_min, poll_max;      /* seconds */
+  long change_retention;        /* seconds the exchange keeps change records */
+};
+
+/* Read FILE (KEY=value lines, # comments, optional quotes, `export`
+ * allowed); keys it lacks come from the environment.  The file wins, so
+ * that SIGHUP picks up an edit even under systemd's EnvironmentFile=. */
+int agent_config_load (struct agent_config *c, const char *file, ef_err **err);
+void agent_config_dispose (struct agent_config *c);
+
+/* Parse one env-file into a NULL-terminated KEY=value array (for tests). */
+int agent_envfile_parse (const char *text, char ***out, ef_err **err);
+
+#endif

@@ -1,0 +1,26 @@
+/* exchange.h: the Horizon exchange's REST API, as a node sees it. */
+#ifndef EF_EXCHANGE_H
+#define EF_EXCHANGE_H
+
+#include <jansson.h>
+
+#include "../common/err.h"
+#include "config.h"
+
+typedef struct exchange exchange;
+
+int exchange_new (exchange **out, const struct agent_config *c, volatile int *cancel, ef_err **err);
+void exchange_free (exchange *ex);
+
+/* GET base+path: the JSON body (object or array).  404 is EF_NOTFOUND
+ * ("absent"), 401/403 EF_AUTH, 5xx, 408, 429 and network errors EF_NET
+ * after a few quick retries. */
+int exchange_get (exchange *ex, const char *path, json_t **out, ef_err **err);
+/* GET base+path: a text body (keys are served as text/plain PEM). */
+int exchange_get_text (exchange *ex, const char *path, char **out, size_t *len, ef_err **err);
+/* POST a JSON body; the status must be want (201 for changes). */
+int exchange_post (exchange *ex, const char *path, json_t *body, long want, json_t **out, ef_err **err);
+/* Percent-encode one path segment or query value; caller frees. */
+char *exchange_escape (exchange *ex, const char *s);
+
+#endif

@@ -1,0 +1,13 @@
+/* notify.h: systemd's notify protocol in a few lines, without libsystemd. */
+#ifndef EF_NOTIFY_H
+#define EF_NOTIFY_H
+
+#include <stdint.h>
+
+/* Send "READY=1", "STATUS=...", "WATCHDOG=1", "STOPPING=1" to $NOTIFY_SOCKET;
+ * nothing when it is unset. */
+void agent_notify (const char *msg);
+/* WATCHDOG=1, at most every half of $WATCHDOG_USEC. */
+void agent_watchdog (void);
+
+#endif

@@ -1,0 +1,105 @@
+/* status_cmd.c: edgefetch status. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "../common/util.h"
+#include "cli.h"
+#include "config.h"
+#include "sync.h"
+
+static const char *
+str (json_t *o, const char *k, const char *def)
+{
+  json_t *v = json_object_get (o, k);
+  return json_is_string (v) ? json_string_value (v) : def;
+}
+
+int
+cmd_status (int argc, char **argv)
+{
+  static const struct option longopts[] = {
+    { "config", required_argument, NULL, 'c' },
+    { "json", no_argument, NULL, 'j' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+  };
+  const char *config_file = "/etc/default/edgefetch";
+  cleanup_free char *path = NULL;
+  bool json = false;
+  json_t *st, *ex, *svc, *img;
+  size_t i, k;
+  int c;
+
+  optind = 1;
+  while ((c = getopt_long (argc, argv, "+h", longopts, NULL)) != -1)
+    switch (c)
+      {
+      case 'c': config_file = optarg; break;
+      case 'j': json = true; break;
+      case 'h': fputs ("usage: edgefetch status [--config FILE] [--json]\n", stdout); return 0;
+      default: return cli_usage_error ("status", "bad option");
+      }
+  {
+    /* Only the store is needed: no credentials required to read the state. */
+    char **kv = NULL;
+    cleanup_free char *text = NULL;
+    size_t len;
+    const char *store = cli_env ("EDGEFETCH_STORE", "/var/lib/edgefetch");
+    cleanup_err ef_err *err = NULL;
+    if (ef_read_file (config_file, 256 * 1024, &text, &len) == 0 && agent_envfile_parse (text, &kv, &err) == 0)
+      for (char **p = kv; *p; p++)
+        if (strncmp (*p, "EDGEFETCH_STORE=", 16) == 0 && (*p)[16])
+          store = *p + 16;
+    path = xstrdup (store);
+    for (char **p = kv; p && *p; p++)
+      ef_free_secret (*p);
+    free (kv);
+  }
+  {
+    cleanup_free char *file = xasprintf ("%s/state.json", path);
+    if (access (file, R_OK) != 0)
+      {
+        fprintf (stderr, "edgefetch: status: no agent state in %s (has the agent run?)\n", path);
+        return EF_NOTFOUND;
+      }
+  }
+  st = agent_state_load (path);
+  if (json)
+    {
+      json_dumpf (st, stdout, JSON_INDENT (2) | JSON_SORT_KEYS);
+      putchar ('\n');
+      json_decref (st);
+      return 0;
+    }
+  ex = json_object_get (st, "exchange");
+  printf ("node:      %s (arch %s)\n", str (st, "node", "?"), str (st, "arch", "?"));
+  printf ("pattern:   %s", str (st, "pattern", "(none)"));
+  if (str (st, "pattern_last_updated", NULL))
+    printf (" (updated %s)", str (st, "pattern_last_updated", ""));
+  putchar ('\n');
+  if (json_is_false (json_object_get (ex, "ok")))
+    printf ("exchange:  UNREACHABLE since %s: %s (keeping the last state)\n", str (ex, "last_failure", "?"),
+            str (ex, "last_error", "?"));
+  else
+    printf ("exchange:  ok, last contact %s\n", str (ex, "last_contact", "never"));
+  printf ("last sync: %s (exit %lld)\n", str (st, "last_sync", "never"),
+          (long long) json_integer_value (json_object_get (st, "last_sync_result")));
+  json_array_foreach (json_object_get (st, "services"), i, svc)
+  {
+    if (json_is_true (json_object_get (svc, "ok")))
+      printf ("service %s %s: ok%s%s\n", str (svc, "id", "?"), str (svc, "version", ""),
+              str (svc, "verified_with", NULL) ? ", verified with " : "", str (svc, "verified_with", ""));
+    else
+      printf ("service %s %s: FAILED (exit %lld): %s\n", str (svc, "id", "?"), str (svc, "version", ""),
+              (long long) json_integer_value (json_object_get (svc, "code")), str (svc, "error", "?"));
+    json_array_foreach (json_object_get (svc, "images"), k, img)
+      printf ("  image %s\n    digest %s\n    id     %s\n", str (img, "reference", "?"),
+              str (img, "manifest_digest", "?"), str (img, "config_digest", "?"));
+  }
+  json_decref (st);
+  return 0;
+}
