@@ -213,6 +213,9 @@ agent_config_load (struct agent_config *c, const char *file, ef_err **err)
       || seconds (lookup (kv, "EDGEFETCH_POLL_MAX"), 120, "EDGEFETCH_POLL_MAX", &c->poll_max, err) < 0
       || seconds (lookup (kv, "EDGEFETCH_CHANGE_RETENTION"), 14400, "EDGEFETCH_CHANGE_RETENTION",
                   &c->change_retention, err)
+             < 0
+      || seconds (lookup (kv, "EDGEFETCH_EXCHANGE_TIMEOUT"), 30, "EDGEFETCH_EXCHANGE_TIMEOUT", &c->exchange_timeout,
+                  err)
              < 0)
     {
       rc = -EF_USAGE;

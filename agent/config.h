@@ -24,6 +24,7 @@ struct agent_config
   char *cosign_key;
   long poll_min, poll_max;      /* seconds */
   long change_retention;        /* seconds the exchange keeps change records */
+  long exchange_timeout;        /* seconds for one exchange request (anax: 30) */
 };
 
 /* Read FILE (KEY=value lines, # comments, optional quotes, `export`

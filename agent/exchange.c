@@ -21,6 +21,7 @@ struct exchange
   char *user; /* org/nodeid */
   char *token;
   char *hub_cert;
+  long timeout;
   volatile int *cancel;
 };
 
@@ -65,6 +66,7 @@ exchange_new (exchange **out, const struct agent_config *c, volatile int *cancel
   ex->token = xstrdup (c->node_token);
   ex->hub_cert = c->hub_cert ? xstrdup (c->hub_cert) : NULL;
   ex->cancel = cancel;
+  ex->timeout = c->exchange_timeout > 0 ? c->exchange_timeout : 30;
   *out = ex;
   return 0;
 }
@@ -122,8 +124,8 @@ request (exchange *ex, const char *path, const char *post, long *status, struct 
       curl_easy_setopt (ex->e, CURLOPT_PROTOCOLS_STR, "https");
       curl_easy_setopt (ex->e, CURLOPT_FOLLOWLOCATION, 0L);
       curl_easy_setopt (ex->e, CURLOPT_SSLVERSION, (long) CURL_SSLVERSION_TLSv1_2);
-      curl_easy_setopt (ex->e, CURLOPT_CONNECTTIMEOUT, 20L);
-      curl_easy_setopt (ex->e, CURLOPT_TIMEOUT, 30L);
+      curl_easy_setopt (ex->e, CURLOPT_CONNECTTIMEOUT, ex->timeout < 20 ? ex->timeout : 20L);
+      curl_easy_setopt (ex->e, CURLOPT_TIMEOUT, ex->timeout);
       curl_easy_setopt (ex->e, CURLOPT_USERAGENT, "edgefetch/" EF_VERSION);
       curl_easy_setopt (ex->e, CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC);
       curl_easy_setopt (ex->e, CURLOPT_USERNAME, ex->user);

@@ -77,14 +77,17 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(body)
             return
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
-        if ctl.get("ignore_range"):
-            headers.pop("Range", None)
+        # a list, not a dict: clients send several Accept lines
+        headers = [(k, v) for k, v in self.headers.items() if k.lower() not in HOP
+                   and not (ctl.get("ignore_range") and k.lower() == "range")]
         n = int(self.headers.get("Content-Length", "0") or 0)
         req_body = self.rfile.read(n) if n else None
         try:
             up = http.client.HTTPSConnection(self.server.opts.upstream, context=self.server.upctx, timeout=30)
-            up.request(self.command, self.path, body=req_body, headers=headers)
+            up.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+            for k, v in headers:
+                up.putheader(k, v)
+            up.endheaders(req_body)
             r = up.getresponse()
         except OSError:
             self.close_connection = True
