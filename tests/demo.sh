@@ -1,30 +1,69 @@
 #!/usr/bin/env bash
-# make demo: a local TLS registry with a password, a small image pushed to
-# it, and edgefetch pulling it into a store and an OCI layout.
+# make demo: the main job end to end.  A local TLS registry with a
+# password and a Horizon exchange simulator, both on 127.0.0.1; a signed
+# service (and the one it requires) published to the exchange with images
+# pinned by digest, as hzn does; the agent run once; what it fetched.
 set -eu
 source "$(dirname "$0")/e2e/lib.sh"
 
 say() { printf '\n== %s\n' "$*"; }
-say "set up a CA, a registry on 127.0.0.1 with TLS and htpasswd (user demo)"
+say "a registry on 127.0.0.1 with TLS and a password, and an exchange simulator"
 setup_pki demo demo-password
-P=$(free_port)
-start_registry reg "$P" htpasswd
-python3 "$TOP/tests/e2e/mkimage.py" index "$T/img" --tag 1.0 --busybox \
-	--platform linux/amd64 --platform linux/arm64/v8 --platform linux/arm/v7 >/dev/null
-push "$T/img:1.0" "127.0.0.1:$P/edge/hello:1.0" --dest-creds demo:demo-password --all
-echo "registry: https://127.0.0.1:$P  image: 127.0.0.1:$P/edge/hello:1.0 (amd64, arm64, arm/v7)"
+PR=$(free_port) PX=$(free_port)
+start_registry reg "$PR" htpasswd
+R=127.0.0.1:$PR
+"$PY" "$TOP/tests/e2e/exchange_sim.py" --port "$PX" --cert "$T/ca/server.crt" --key "$T/ca/server.key" >"$T/sim.log" 2>&1 &
+PIDS+=($!)
+wait_port "$PX"
+SIM=https://127.0.0.1:$PX
+echo "registry https://$R, exchange $SIM/v1"
 
-for plat in linux/amd64 linux/arm/v7; do
-	say "edgefetch pull --platform $plat"
-	(set -x; "$EF" pull --store "$T/store" --ca-file "$T/ca/ca.crt" --creds demo:demo-password \
-		--platform "$plat" --output "oci:$T/out-${plat//\//-}" "127.0.0.1:$P/edge/hello:1.0")
+say "two multi-arch images pushed with skopeo"
+for n in web db; do
+	python3 "$TOP/tests/e2e/mkimage.py" index "$T/img-$n" --tag 1.0 --busybox --note "$n" \
+		--platform linux/amd64 --platform linux/arm64/v8 --platform linux/arm/v7 >/dev/null
+	push "$T/img-$n:1.0" "$R/edge/$n:1.0" --dest-creds demo:demo-password --all
+	echo "$R/edge/$n:1.0"
 done
-say "the same again: everything is in the store already"
-"$EF" pull --json --store "$T/store" --ca-file "$T/ca/ca.crt" --creds demo:demo-password \
-	"127.0.0.1:$P/edge/hello:1.0" | jq '{manifest_digest, bytes_fetched, bytes_reused}'
-say "a wrong password is refused (exit 3), and says so in one line"
-"$EF" pull --quiet --store "$T/store" --ca-file "$T/ca/ca.crt" --creds demo:wrong "127.0.0.1:$P/edge/hello:1.0" || echo "exit $?"
+
+say "services published like 'hzn exchange service publish': pinned by digest, signed RSA-PSS by openssl"
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072 -out "$T/publisher.key" 2>/dev/null
+mkdir -p "$T/trust" "$T/certs.d/$R"
+openssl pkey -in "$T/publisher.key" -pubout -out "$T/trust/publisher.pem"
+cp "$T/ca/ca.crt" "$T/certs.d/$R/"
+pub() { "$PY" "$TOP/tests/e2e/hzn_publish.py" "$1" --sim "$SIM" --ca "$T/ca/ca.crt" "${@:2}"; }
+DB=$(pub service --org demo --url example.org.db --version 1.4.0 --arch amd64 --image "$R/edge/db:1.0" \
+	--key "$T/publisher.key" --creds demo:demo-password --cert-dir "$T/skcerts")
+WEB=$(pub service --org demo --url example.org.web --version 2.0.0 --arch amd64 --image "$R/edge/web:1.0" \
+	--key "$T/publisher.key" --creds demo:demo-password --cert-dir "$T/skcerts" \
+	--requires "demo/example.org.db/[1.0.0,2.0.0)")
+for id in "$DB" "$WEB"; do pub dockauth --service-id "$id" --registry "$R" --username demo --token demo-password; done
+pub pattern --org demo --name edge-pattern --service demo/example.org.web/2.0.0/amd64 >/dev/null
+pub node --org demo --id pi-0042 --token node-secret --pattern demo/edge-pattern --arch amd64 >/dev/null
+echo "pattern demo/edge-pattern: $WEB (requires $DB)"
+
+say "the node's configuration (/etc/default/edgefetch on a device)"
+cat >"$T/edgefetch.conf" <<CONF
+HZN_EXCHANGE_URL=$SIM/v1
+HZN_ORG_ID=demo
+HZN_DEVICE_ID=pi-0042
+HZN_EXCHANGE_NODE_AUTH=pi-0042:node-secret
+HZN_MGMT_HUB_CERT_PATH=$T/ca/ca.crt
+EDGEFETCH_STORE=$T/store
+EDGEFETCH_TRUST_DIR=$T/trust
+EDGEFETCH_CERTS_DIR=$T/certs.d
+CONF
+sed 's/node-secret/********/' "$T/edgefetch.conf"
+
+say "edgefetch agent --once"
+"$EF" agent --config "$T/edgefetch.conf" --once
+echo "exit $?"
+say "edgefetch status"
+"$EF" status --config "$T/edgefetch.conf"
 say "the content store"
-find "$T/store" -type f | sed "s|$T/||" | sort
-say "the exported layout, as skopeo sees it"
-skopeo inspect "oci:$T/out-linux-amd64:1.0" | jq '{Digest, Architecture, Layers}'
+(cd "$T/store" && find blobs -type f | sort && du -sh blobs | sed 's/^/total /')
+say "the publisher's deployment is tampered with: the agent refuses it (exit 5)"
+pub service --org demo --url example.org.web --version 2.0.0 --arch amd64 --image "$R/edge/web:1.0" \
+	--key "$T/publisher.key" --creds demo:demo-password --cert-dir "$T/skcerts" --bad-signature \
+	--requires "demo/example.org.db/[1.0.0,2.0.0)" >/dev/null
+"$EF" agent --config "$T/edgefetch.conf" --once || echo "exit $?"
