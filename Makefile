@@ -29,7 +29,8 @@ FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS  := $(FUZZ_NAMES:%=$(BUILDDIR)/fuzz/fuzz_%)
 FUZZ_SECONDS ?= 60
 
-.PHONY: all check deps unit unit-asan fuzz-replay e2e demo install clean lint bench fuzz
+.PHONY: all check deps unit unit-bins unit-asan fuzz-replay e2e demo install clean lint bench fuzz \
+	cross check-cross deb check-system
 all: edgefetch
 
 edgefetch: $(BUILDDIR)/edgefetch
@@ -73,12 +74,14 @@ fuzz: deps
 	    corpus-$$n ../../tests/fuzz/corpus/$$n) || exit 1; \
 	done
 
+unit-bins: $(UNIT_BINS)
+
 unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do \
 	  EF_VECTORS=$(CURDIR)/../shared/vectors $$t || fail=1; done; exit $$fail
 
 e2e: edgefetch
-	@fail=0; for t in tests/e2e/run.sh tests/e2e/trust.sh tests/e2e/agent.sh tests/e2e/faults.sh; do $$t || fail=1; done; exit $$fail
+	@fail=0; for t in tests/e2e/run.sh tests/e2e/trust.sh tests/e2e/agent.sh tests/e2e/faults.sh tests/e2e/ship.sh; do $$t || fail=1; done; exit $$fail
 
 check: deps lint
 	$(MAKE) --no-print-directory unit-asan
@@ -100,10 +103,68 @@ lint:
 	@! grep -nE '\b(strcpy|strcat|sprintf|vsprintf|gets|atoi|atol|sscanf|strtok)\s*\(' agent/*.c registry/*.c verify/*.c common/*.c \
 	  || { echo "lint: banned string function" >&2; exit 1; }
 
+# Binary, unit and a commented default configuration (never overwritten).
+UNITDIR ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
 install: edgefetch
 	install -D -m 0755 edgefetch $(DESTDIR)$(PREFIX)/bin/edgefetch
+	@mkdir -p $(DESTDIR)$(UNITDIR)
+	sed 's|@BINDIR@|$(PREFIX)/bin|' systemd/edgefetch.service.in >$(DESTDIR)$(UNITDIR)/edgefetch.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/edgefetch.service
+	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/edgefetch/README.md
+	install -d -m 0755 $(DESTDIR)/etc/edgefetch/trust $(DESTDIR)/etc/edgefetch/certs.d
+	@[ -e $(DESTDIR)/etc/default/edgefetch ] || install -D -m 0600 systemd/edgefetch.default $(DESTDIR)/etc/default/edgefetch
+
+# ---- cross builds: a Debian sysroot per architecture, Debian's cross gcc, qemu-user ----
+ARCH ?= $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+TRIPLET_arm64 := aarch64-linux-gnu
+TRIPLET_armhf := arm-linux-gnueabihf
+TRIPLET_amd64 := x86_64-linux-gnu
+QEMU_arm64 := qemu-aarch64
+QEMU_armhf := qemu-arm
+TRIPLET  = $(TRIPLET_$(ARCH))
+SYSROOT  = $(CURDIR)/build/sysroot-$(ARCH)
+CROSS_ENV = BUILDDIR=build/$(ARCH) CC="$(TRIPLET)-gcc --sysroot=$(SYSROOT)" \
+  CFLAGS="-O2 -g -isystem $(SYSROOT)/usr/include/$(TRIPLET)" \
+  LDFLAGS="-L$(SYSROOT)/usr/lib/$(TRIPLET) -Wl,-rpath-link,$(SYSROOT)/usr/lib/$(TRIPLET)" \
+  PKG_CONFIG="env PKG_CONFIG_SYSROOT_DIR=$(SYSROOT) PKG_CONFIG_LIBDIR=$(SYSROOT)/usr/lib/$(TRIPLET)/pkgconfig:$(SYSROOT)/usr/share/pkgconfig pkg-config"
+
+cross-check-arch:
+	@case "$(ARCH)" in arm64|armhf) ;; *) echo "make cross: ARCH must be arm64 or armhf" >&2; exit 2 ;; esac
+
+cross: cross-check-arch
+	@EXTRA_DEPS="mmdebstrap qemu-user gcc-$(TRIPLET)" tests/deps.sh
+	cross/sysroot.sh $(ARCH) $(SYSROOT)
+	$(MAKE) --no-print-directory $(CROSS_ENV) build/$(ARCH)/edgefetch
+	$(TRIPLET)-strip -o build/$(ARCH)/edgefetch.stripped build/$(ARCH)/edgefetch
+	@echo "build/$(ARCH)/edgefetch: $$(stat -c %s build/$(ARCH)/edgefetch.stripped) bytes stripped"
+
+# The unit tests of the cross build, run under qemu-user.
+check-cross: cross
+	$(MAKE) --no-print-directory $(CROSS_ENV) unit-bins
+	@fail=0; for t in $(UNIT_SRCS:tests/unit/%.c=build/$(ARCH)/tests/%); do \
+	  EF_VECTORS=$(CURDIR)/../shared/vectors $(QEMU_$(ARCH)) -L $(SYSROOT) $$t || fail=1; done; exit $$fail
+
+# ---- a Debian package: make deb ARCH=amd64|arm64|armhf ----
+DEBROOT = build/deb-$(ARCH)
+deb:
+	@EXTRA_DEPS=dpkg-dev tests/deps.sh
+	@if [ "$(ARCH)" = "$$(dpkg --print-architecture)" ]; then $(MAKE) --no-print-directory edgefetch && \
+	  mkdir -p build/$(ARCH) && strip -o build/$(ARCH)/edgefetch.stripped edgefetch; \
+	  else $(MAKE) --no-print-directory cross ARCH=$(ARCH); fi
+	rm -rf $(DEBROOT)
+	install -D -m 0755 build/$(ARCH)/edgefetch.stripped $(DEBROOT)/usr/bin/edgefetch
+	@mkdir -p $(DEBROOT)/lib/systemd/system $(DEBROOT)/DEBIAN
+	sed 's|@BINDIR@|/usr/bin|' systemd/edgefetch.service.in >$(DEBROOT)/lib/systemd/system/edgefetch.service
+	install -D -m 0600 systemd/edgefetch.default $(DEBROOT)/etc/default/edgefetch
+	install -D -m 0644 README.md $(DEBROOT)/usr/share/doc/edgefetch/README.md
+	install -d -m 0755 $(DEBROOT)/etc/edgefetch/trust $(DEBROOT)/etc/edgefetch/certs.d
+	sed -e 's|@VERSION@|$(VERSION)|' -e 's|@ARCH@|$(ARCH)|' \
+	  -e "s|@SIZE@|$$(du -sk $(DEBROOT) | cut -f1)|" systemd/deb/control.in >$(DEBROOT)/DEBIAN/control
+	install -m 0644 systemd/deb/conffiles $(DEBROOT)/DEBIAN/conffiles
+	install -m 0755 systemd/deb/postinst systemd/deb/prerm systemd/deb/postrm $(DEBROOT)/DEBIAN/
+	dpkg-deb --root-owner-group -Zxz --build $(DEBROOT) build/edgefetch_$(VERSION)_$(ARCH).deb
 
 clean:
 	rm -rf build edgefetch
 
--include $(shell find build -name '*.d' 2>/dev/null)
+-include $(shell find build -path 'build/sysroot-*' -prune -o -name '*.d' -type f -print 2>/dev/null)
