@@ -34,7 +34,7 @@ FUZZ_SECONDS ?= 60
 all: edgefetch
 
 edgefetch: $(BUILDDIR)/edgefetch
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 
 $(BUILDDIR)/edgefetch: $(BUILDDIR)/agent/main.o $(AGENT_OBJS) $(LIB_OBJS)
 	$(CC) $(ALLCFLAGS) $(ALLLDFLAGS) -o $@ $^ $(DEPLIBS)

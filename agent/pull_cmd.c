@@ -11,6 +11,7 @@
 #include "../registry/export.h"
 #include "../registry/pull.h"
 #include "cli.h"
+#include "runtime.h"
 
 static const char pull_usage[] =
     "usage: edgefetch pull [OPTIONS] IMAGE\n"
@@ -25,6 +26,7 @@ static const char pull_usage[] =
     "  --store DIR                   content store (default /var/lib/edgefetch or EDGEFETCH_STORE)\n"
     "  --output oci:DIR | oci-archive:FILE | docker-archive:FILE\n"
     "  --verify-key FILE             a cosign public key: require a valid signature\n"
+    "  --runtime docker[:SOCK] | podman[:SOCK] | containerd[:SOCK[:NS]]  hand the image over\n"
     "  --jobs N                      parallel blob downloads (default 4)\n"
     "  --json                        one JSON object on stdout\n"
     "  --quiet                       no progress\n";
@@ -88,7 +90,8 @@ cmd_pull (int argc, char **argv)
     { "ca-file", required_argument, NULL, 'C' },   { "store", required_argument, NULL, 's' },
     { "output", required_argument, NULL, 'o' },    { "jobs", required_argument, NULL, 'j' },
     { "json", no_argument, NULL, 'J' },            { "quiet", no_argument, NULL, 'q' },
-    { "verify-key", required_argument, NULL, 'k' }, { "help", no_argument, NULL, 'h' },
+    { "verify-key", required_argument, NULL, 'k' }, { "runtime", required_argument, NULL, 'r' },
+    { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
   const char *platform_s = NULL, *creds = cli_env ("EDGEFETCH_CREDS", NULL);
@@ -96,6 +99,9 @@ cmd_pull (int argc, char **argv)
   const char *ca_file = NULL, *store_dir = cli_env ("EDGEFETCH_STORE", "/var/lib/edgefetch");
   const char *output = NULL, *out_path = NULL, *verify_key = NULL;
   vfy_cosign_key *cosign_key = NULL;
+  const char *runtime_s = cli_env ("EDGEFETCH_RUNTIME", NULL);
+  struct runtime_spec rt = { 0 };
+  struct runtime_result rres = { 0 };
   const char *default_certs[] = { "/etc/edgefetch/certs.d", "/etc/docker/certs.d", "/etc/containers/certs.d", NULL };
   const char *one_cert[2] = { NULL, NULL };
   enum reg_export_format fmt = REG_EXPORT_OCI_DIR;
@@ -124,6 +130,7 @@ cmd_pull (int argc, char **argv)
       case 's': store_dir = optarg; break;
       case 'o': output = optarg; break;
       case 'k': verify_key = optarg; break;
+      case 'r': runtime_s = optarg; break;
       case 'j':
         {
           uint64_t n;
@@ -148,6 +155,8 @@ cmd_pull (int argc, char **argv)
     return cli_report (context, err);
   if (verify_key && vfy_cosign_key_load (&cosign_key, verify_key, &err) < 0)
     return cli_report (context, err);
+  if (runtime_s && runtime_parse (&rt, runtime_s, &err) < 0)
+    return cli_report (context, err);
 
   one_cert[0] = certs_dir;
   copts.creds = creds;
@@ -170,6 +179,12 @@ cmd_pull (int argc, char **argv)
     fputc ('\n', stderr);
   if (rc == 0 && out_path)
     rc = reg_export (store, res->manifest_digest, ref, fmt, out_path, &err);
+  if (rc == 0 && runtime_s)
+    {
+      rc = runtime_handoff (&rt, store, res->manifest_digest, res->config_digest, ref, &rres, &err);
+      if (rc < 0)
+        ef_err_wrap (&err, "hand over to %s", runtime_name (&rt));
+    }
   if (rc < 0)
     {
       if (ef_cancel)
@@ -180,6 +195,10 @@ cmd_pull (int argc, char **argv)
   if (json)
     {
       json_t *j = result_json (res, output);
+      if (runtime_s)
+        json_object_set_new (j, "handoff", json_pack ("{s:s, s:s, s:s, s:b}", "runtime", runtime_name (&rt),
+                                                      "name", rres.name, "image_id", res->config_digest, "sent",
+                                                      rres.sent));
       json_dumpf (j, stdout, JSON_COMPACT);
       putchar ('\n');
       json_decref (j);
@@ -189,6 +208,7 @@ cmd_pull (int argc, char **argv)
   rc = 0;
 out:
   reg_pull_result_free (res);
+  runtime_dispose (&rt);
   vfy_cosign_key_free (cosign_key);
   reg_client_free (client);
   reg_store_free (store);

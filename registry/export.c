@@ -166,11 +166,15 @@ index_entry (const struct image *im, const char *digest, const struct reg_ref *r
                          (json_int_t) im->manifest_len);
   if (ref && ref->tag)
     {
-      cleanup_free char *full = docker_name (ref);
       cleanup_free char *canonical = xasprintf ("%s/%s:%s", ref->domain, ref->path, ref->tag);
       json_object_set_new (e, "annotations",
                            json_pack ("{s:s, s:s}", "org.opencontainers.image.ref.name", ref->tag,
                                       "io.containerd.image.name", canonical));
+    }
+  else if (ref)
+    {
+      cleanup_free char *canonical = xasprintf ("%s/%s@%s", ref->domain, ref->path, digest);
+      json_object_set_new (e, "annotations", json_pack ("{s:s}", "io.containerd.image.name", canonical));
     }
   return e;
 }

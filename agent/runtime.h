@@ -1,0 +1,46 @@
+/* runtime.h: hand a verified image from the store to dockerd, podman or
+ * containerd, without a temporary copy of the image on disk. */
+#ifndef EF_RUNTIME_H
+#define EF_RUNTIME_H
+
+#include <stdbool.h>
+
+#include "../common/err.h"
+#include "../registry/ref.h"
+#include "../registry/store.h"
+
+enum runtime_kind
+{
+  RT_DOCKER,
+  RT_PODMAN,
+  RT_CONTAINERD,
+};
+
+struct runtime_spec
+{
+  enum runtime_kind kind;
+  char *socket;
+  char *ns; /* containerd namespace */
+};
+
+/* "docker[:SOCKET]", "podman[:SOCKET]", "containerd[:SOCKET[:NAMESPACE]]" */
+int runtime_parse (struct runtime_spec *out, const char *spec, ef_err **err);
+void runtime_dispose (struct runtime_spec *rt);
+const char *runtime_name (const struct runtime_spec *rt);
+
+struct runtime_result
+{
+  bool sent;         /* false: the runtime already held this image */
+  char name[600];    /* the name it has there */
+};
+
+/* Give the runtime image manifest_digest (config_digest is its ID) under
+ * ref's name.  Docker and podman get a docker-archive streamed to
+ * POST /images/load; containerd gets an OCI archive streamed to
+ * `ctr images import`.  Afterwards the runtime's image must be this one
+ * (the ID for docker and podman, the manifest digest for containerd):
+ * anything else is EF_LOCAL. */
+int runtime_handoff (const struct runtime_spec *rt, const reg_store *s, const char *manifest_digest,
+                     const char *config_digest, const struct reg_ref *ref, struct runtime_result *out, ef_err **err);
+
+#endif
