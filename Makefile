@@ -81,7 +81,7 @@ unit: $(UNIT_BINS)
 	  EF_VECTORS=$(CURDIR)/../shared/vectors $$t || fail=1; done; exit $$fail
 
 e2e: edgefetch
-	@fail=0; for t in tests/e2e/run.sh tests/e2e/trust.sh tests/e2e/agent.sh tests/e2e/faults.sh tests/e2e/ship.sh; do $$t || fail=1; done; exit $$fail
+	@fail=0; for t in tests/e2e/run.sh tests/e2e/trust.sh tests/e2e/agent.sh tests/e2e/faults.sh tests/e2e/handoff.sh tests/e2e/ship.sh; do $$t || fail=1; done; exit $$fail
 
 check: deps lint
 	$(MAKE) --no-print-directory unit-asan

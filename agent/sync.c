@@ -11,6 +11,7 @@
 #include "../verify/cosign.h"
 #include "../verify/deployment.h"
 #include "../verify/rsapss.h"
+#include "runtime.h"
 #include "sync.h"
 
 #define MAX_SERVICES 64
@@ -324,6 +325,7 @@ sync_service (struct sync_ctx *s, struct svc *v, json_t *entry, ef_err **err)
   vfy_keyring *kr = NULL;
   vfy_cosign_key *ck = NULL;
   reg_client *client = NULL;
+  struct runtime_spec rt = { 0 };
   const char *key = NULL;
   char **refs = NULL;
   int rc = 0;
@@ -381,11 +383,15 @@ sync_service (struct sync_ctx *s, struct svc *v, json_t *entry, ef_err **err)
     if (rc < 0)
       goto out;
   }
+  if (s->cfg->runtime && (rc = runtime_parse (&rt, s->cfg->runtime, err)) < 0)
+    goto out;
   for (char **r = refs; *r && rc == 0; r++)
     {
       cleanup_ref struct reg_ref *ref = NULL;
       struct reg_pull_result *res = NULL;
+      struct runtime_result rres;
       struct reg_platform p;
+      json_t *img;
 
       platform_for (v->arch, &p);
       rc = reg_ref_parse (&ref, *r, err);
@@ -396,10 +402,19 @@ sync_service (struct sync_ctx *s, struct svc *v, json_t *entry, ef_err **err)
           ef_err_wrap (err, "pull %s", *r);
           break;
         }
-      json_array_append_new (images, json_pack ("{s:s, s:s, s:s, s:I, s:I}", "reference", *r, "manifest_digest",
-                                                res->manifest_digest, "config_digest", res->config_digest,
-                                                "bytes_fetched", (json_int_t) res->stats.bytes_fetched, "size",
-                                                (json_int_t) res->total_size));
+      img = json_pack ("{s:s, s:s, s:s, s:I, s:I}", "reference", *r, "manifest_digest", res->manifest_digest,
+                       "config_digest", res->config_digest, "bytes_fetched", (json_int_t) res->stats.bytes_fetched,
+                       "size", (json_int_t) res->total_size);
+      json_array_append_new (images, img);
+      if (s->cfg->runtime)
+        {
+          rc = runtime_handoff (&rt, s->store, res->manifest_digest, res->config_digest, ref, &rres, err);
+          if (rc < 0)
+            ef_err_wrap (err, "hand %s to %s", *r, runtime_name (&rt));
+          else
+            json_object_set_new (img, "handoff", json_pack ("{s:s, s:s, s:b}", "runtime", runtime_name (&rt), "name",
+                                                            rres.name, "sent", rres.sent));
+        }
       reg_pull_result_free (res);
     }
 out:
@@ -410,6 +425,7 @@ out:
       ef_free_secret ((char *) hc[i].secret);
     }
   reg_client_free (client);
+  runtime_dispose (&rt);
   vfy_cosign_key_free (ck);
   vfy_keyring_free (kr);
   vfy_strv_free (refs);

@@ -98,7 +98,7 @@ def add_random(tar, name, nbytes, seed):
     tar.addfile(ti, io.BufferedReader(Rand(), 1 << 20))
 
 
-def build_image(out, platform, busybox, random_sizes, note):
+def build_image(out, platform, busybox, random_sizes, note, bad_diff_id=False):
     os_, arch, *rest = platform.split("/")
     variant = rest[0] if rest else None
     layers, diff_ids = [], []
@@ -113,6 +113,8 @@ def build_image(out, platform, busybox, random_sizes, note):
         desc, diff = make_layer(out, fill)
         layers.append(desc)
         diff_ids.append(diff)
+    if bad_diff_id:  # a config that lies about its layers: runtimes must refuse it
+        diff_ids[-1] = "sha256:" + "0" * 64
     config = {"architecture": arch, "os": os_, "created": "2026-01-01T00:00:00Z",
               "config": {"Cmd": ["/bin/sh"], "Env": ["PATH=/bin"]},
               "rootfs": {"type": "layers", "diff_ids": diff_ids},
@@ -153,11 +155,12 @@ def main():
     ap.add_argument("--random-mb", type=int, action="append", default=[], help="one more layer of N MiB")
     ap.add_argument("--random-kb", type=int, action="append", default=[], help="one more layer of N KiB")
     ap.add_argument("--note")
+    ap.add_argument("--bad-diff-id", action="store_true", help="a config whose diff_ids do not match its layers")
     a = ap.parse_args()
     new_layout(a.out)
     if a.kind == "image":
         sizes = [mb << 20 for mb in a.random_mb] + [kb << 10 for kb in a.random_kb]
-        desc = build_image(a.out, (a.platform or ["linux/amd64"])[0], a.busybox, sizes, a.note)
+        desc = build_image(a.out, (a.platform or ["linux/amd64"])[0], a.busybox, sizes, a.note, a.bad_diff_id)
         desc.pop("platform")
     else:
         entries = [build_image(a.out, p, a.busybox, [], (a.note or "") + p) for p in a.platform]

@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Handing verified images to a real dockerd, a real podman API service and
+# a real containerd, each started here with its own directories.
+set -u
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/testlib.sh"
+export EDGEFETCH_RETRY_BASE_MS=50
+
+setup_pki alice s3cret
+CR=alice:s3cret
+M=$TOP/tests/e2e/mkimage.py
+python3 "$M" image "$T/img-tiny" --tag 1.0 --busybox >/dev/null
+python3 "$M" image "$T/img-mid" --tag 1.0 --busybox --note mid --random-mb 16 --random-mb 16 --random-mb 16 >/dev/null
+python3 "$M" image "$T/img-big" --tag 1.0 --busybox --note big --random-mb 64 --random-mb 64 --random-mb 64 >/dev/null
+python3 "$M" image "$T/img-liar" --tag 1.0 --busybox --note liar --bad-diff-id >/dev/null
+PR=$(free_port)
+start_registry reg "$PR" htpasswd || setup_failed registry
+R=127.0.0.1:$PR
+for n in tiny mid big liar; do push "$T/img-$n:1.0" "$R/edge/$n:1.0" --dest-creds "$CR"; done
+
+# The runtimes, as root, with their own directories and sockets.
+RT=$T/rt
+mkdir -p "$RT/docker" "$RT/cd" "$RT/podman"
+echo '{}' >"$RT/daemon.json"
+# Runtimes leave mounts and children behind: clear them before the temp dir goes.
+pre_cleanup() {
+	pkill -f "$RT/docker/exec" 2>/dev/null
+	awk -v t="$T" 'index($2, t) == 1 {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
+	return 0
+}
+start_dockerd() {
+	rm -f "$RT/docker.sock"
+	dockerd --data-root "$RT/docker/data" --exec-root "$RT/docker/exec" --pidfile "$RT/docker/pid" \
+		-H "unix://$RT/docker.sock" --iptables=false --ip6tables=false --bridge=none --ip-masq=false \
+		--config-file "$RT/daemon.json" >>"$RT/dockerd.log" 2>&1 &
+	DOCKERD=$!
+	PIDS+=($DOCKERD)
+}
+start_dockerd
+cat >"$RT/cd/config.toml" <<CONF
+version = 2
+root = "$RT/cd/root"
+state = "$RT/cd/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$RT/cd/containerd.sock"
+CONF
+containerd --config "$RT/cd/config.toml" >"$RT/containerd.log" 2>&1 &
+PIDS+=($!)
+PODMAN="podman --root $RT/podman/root --runroot $RT/podman/run --tmpdir $RT/podman/tmp --cgroup-manager=cgroupfs --events-backend=file"
+$PODMAN system service --time=0 "unix://$RT/podman.sock" >"$RT/podman.log" 2>&1 &
+PIDS+=($!)
+wait_sock() { for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.1; done; return 1; }
+wait_docker() { for _ in $(seq 150); do curl -sf --unix-socket "$RT/docker.sock" http://d/_ping >/dev/null && return 0; sleep 0.1; done; return 1; }
+wait_docker && wait_sock "$RT/cd/containerd.sock" && wait_sock "$RT/podman.sock" || setup_failed runtimes
+sleep 0.5
+DOCKER="docker -H unix://$RT/docker.sock"
+CTR="ctr -a $RT/cd/containerd.sock -n edge"
+
+S=$T/store
+efp() { "$EF" pull --quiet --json --store "$S" --ca-file "$T/ca/ca.crt" --creds "$CR" "$@"; }
+config_of() { skopeo inspect --raw --creds "$CR" --cert-dir "$T/skcerts" "docker://$R/edge/$1:1.0" | jq -r .config.digest; }
+manifest_of() { echo "sha256:$(skopeo inspect --raw --creds "$CR" --cert-dir "$T/skcerts" "docker://$R/edge/$1:1.0" | sha256sum | cut -c1-64)"; }
+store_ok() { (cd "$1/blobs/sha256" && for f in *; do [ "$(sha256sum <"$f" | cut -c1-64)" = "$f" ] || exit 1; done); }
+
+for img in tiny mid; do
+	ID=$(config_of $img) MD=$(manifest_of $img)
+	run 0 "docker: $img handed over" efp --runtime "docker:$RT/docker.sock" "$R/edge/$img:1.0"
+	check "docker: $img sent" [ "$(jq -r .handoff.sent "$T/out")" = true ]
+	check "docker: $img has the config digest as its ID" [ "$($DOCKER image inspect -f '{{.Id}}' "$R/edge/$img:1.0")" = "$ID" ]
+	run 0 "podman: $img handed over" efp --runtime "podman:$RT/podman.sock" "$R/edge/$img:1.0"
+	check "podman: $img has the config digest as its ID" [ "sha256:$($PODMAN image inspect -f '{{.Id}}' "$R/edge/$img:1.0")" = "$ID" ]
+	run 0 "containerd: $img handed over" efp --runtime "containerd:$RT/cd/containerd.sock:edge" "$R/edge/$img:1.0"
+	check "containerd: ctr lists $img with its manifest digest" bash -c "$CTR images ls | grep '$R/edge/$img:1.0' | grep -q '$MD'"
+done
+run 0 "docker: the same image again" efp --runtime "docker:$RT/docker.sock" "$R/edge/tiny:1.0"
+check "docker: nothing sent the second time" [ "$(jq -r .handoff.sent "$T/out")" = false ]
+run 0 "podman: the same image again" efp --runtime "podman:$RT/podman.sock" "$R/edge/tiny:1.0"
+check "podman: nothing sent the second time" [ "$(jq -r .handoff.sent "$T/out")" = false ]
+run 0 "containerd: the same image again" efp --runtime "containerd:$RT/cd/containerd.sock:edge" "$R/edge/tiny:1.0"
+check "containerd: nothing sent the second time" [ "$(jq -r .handoff.sent "$T/out")" = false ]
+MD=$(manifest_of tiny)
+run 0 "a digest-pinned image to docker" efp --runtime "docker:$RT/docker.sock" "$R/edge/tiny@$MD"
+check "digest-pinned: named sha256-<hex> in docker" $DOCKER image inspect "$R/edge/tiny:sha256-${MD#sha256:}"
+
+run 0 "the small image runs in docker" $DOCKER run --rm --network none "$R/edge/tiny:1.0" echo hello-docker
+check "docker: it printed" grep -q hello-docker "$T/out"
+run 0 "the small image runs in podman" $PODMAN run --rm --runtime runc --network none --ulimit nofile=1024:1024 \
+	--ulimit nproc=1024:1024 "$R/edge/tiny:1.0" echo hello-podman
+check "podman: it printed" grep -q hello-podman "$T/out"
+run 0 "the small image runs in containerd" $CTR run --rm "$R/edge/tiny:1.0" t1 echo hello-containerd
+check "containerd: it printed" grep -q hello-containerd "$T/out"
+
+# ---- bad cases ----
+run 7 "socket missing -> exit 7" efp --runtime "docker:$RT/nothing.sock" "$R/edge/tiny:1.0"
+check "socket missing: one line naming the socket" bash -c '[ "$(wc -l <"$1")" = 1 ] && grep -q nothing.sock "$1"' _ "$T/err"
+run 7 "docker refuses an image whose config lies about its layers -> exit 7" efp --runtime "docker:$RT/docker.sock" "$R/edge/liar:1.0"
+check "refused: says so" grep -q "refused" "$T/err"
+run 7 "podman refuses it too -> exit 7" efp --runtime "podman:$RT/podman.sock" "$R/edge/liar:1.0"
+check "refused: the store is intact" store_ok "$S"
+efp --runtime "docker:$RT/docker.sock" "$R/edge/big:1.0" >"$T/out" 2>"$T/err" &
+pid=$!
+sleep 1.2
+{ kill -9 "$DOCKERD"; wait "$DOCKERD"; } 2>/dev/null
+wait "$pid"
+rc=$?
+check "dockerd stopped mid-load -> exit 7 ($rc)" [ "$rc" = 7 ]
+check "stopped mid-load: one line on stderr" [ "$(wc -l <"$T/err")" = 1 ]
+check "stopped mid-load: the store is intact" store_ok "$S"
+pkill -f "$RT/docker/exec" 2>/dev/null # its containerd, orphaned by the kill
+start_dockerd
+check "dockerd restarted" wait_docker
+run 0 "dockerd back: the image goes over" efp --runtime "docker:$RT/docker.sock" "$R/edge/big:1.0"
+check "dockerd back: the ID is right" [ "$($DOCKER image inspect -f '{{.Id}}' "$R/edge/big:1.0")" = "$(config_of big)" ]
+
+# ---- the agent hands what the pattern names to docker; an unchanged pattern sends nothing ----
+PX=$(free_port)
+"$PY" "$TOP/tests/e2e/exchange_sim.py" --port "$PX" --cert "$T/ca/server.crt" --key "$T/ca/server.key" >"$T/sim.log" 2>&1 &
+PIDS+=($!)
+wait_port "$PX" || setup_failed exchange simulator
+SIM=https://127.0.0.1:$PX
+pub() { "$PY" "$TOP/tests/e2e/hzn_publish.py" "$1" --sim "$SIM" --ca "$T/ca/ca.crt" "${@:2}"; }
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$T/publisher.key" 2>/dev/null
+mkdir -p "$T/trust" "$T/certs.d/$R"
+openssl pkey -in "$T/publisher.key" -pubout -out "$T/trust/publisher.pem"
+cp "$T/ca/ca.crt" "$T/certs.d/$R/"
+SID=$(pub service --org o --url example.org.mid --version 1.0.0 --arch amd64 --image "$R/edge/mid:1.0" \
+	--key "$T/publisher.key" --creds "$CR" --cert-dir "$T/skcerts")
+pub dockauth --service-id "$SID" --registry "$R" --username alice --token s3cret
+pub pattern --org o --name p --service o/example.org.mid/1.0.0/amd64 >/dev/null
+pub node --org o --id n --token t --pattern o/p --arch amd64 >/dev/null
+cat >"$T/agent.conf" <<CONF
+HZN_EXCHANGE_URL=$SIM/v1
+HZN_ORG_ID=o
+HZN_DEVICE_ID=n
+HZN_EXCHANGE_NODE_AUTH=n:t
+HZN_MGMT_HUB_CERT_PATH=$T/ca/ca.crt
+EDGEFETCH_STORE=$T/agent-store
+EDGEFETCH_TRUST_DIR=$T/trust
+EDGEFETCH_CERTS_DIR=$T/certs.d
+EDGEFETCH_RUNTIME=docker:$RT/docker.sock
+CONF
+$DOCKER rmi -f "$R/edge/mid@$(manifest_of mid)" >/dev/null 2>&1
+$DOCKER rmi -f "$(config_of mid)" >/dev/null 2>&1
+run 0 "agent: the pattern's image handed to docker" "$EF" agent --config "$T/agent.conf" --once
+check "agent: it was sent" [ "$(jq -r '.services[0].images[0].handoff.sent' "$T/agent-store/state.json")" = true ]
+check "agent: docker holds it under its pinned name" $DOCKER image inspect "$R/edge/mid:sha256-$(manifest_of mid | cut -c8-)"
+run 0 "agent: the same pattern again" "$EF" agent --config "$T/agent.conf" --once
+check "agent: nothing fetched" [ "$(jq -r '.services[0].images[0].bytes_fetched' "$T/agent-store/state.json")" = 0 ]
+check "agent: nothing sent" [ "$(jq -r '.services[0].images[0].handoff.sent' "$T/agent-store/state.json")" = false ]
+sed -i "s|^EDGEFETCH_RUNTIME=.*|EDGEFETCH_RUNTIME=docker:$RT/gone.sock|" "$T/agent.conf"
+run 7 "agent: a runtime that is down -> exit 7, reported" "$EF" agent --config "$T/agent.conf" --once
+check "agent: the failure is in the state" [ "$(jq -r '.services[0].code' "$T/agent-store/state.json")" = 7 ]
+
+finish
