@@ -136,7 +136,14 @@ check "exchange back: state says ok" [ "$(state .exchange.ok)" = true ]
 # ---- daemon mode: changes are noticed ----
 S=$T/store4
 conf "$T/d.conf" "$S" "EDGEFETCH_CHANGE_RETENTION=3"
-"$EF" agent --config "$T/d.conf" >"$T/daemon.log" 2>&1 &
+# systemd's side of the notify protocol: a datagram socket that logs what it hears
+"$PY" -c 'import socket,sys
+s=socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(sys.argv[1])
+with open(sys.argv[2], "a", buffering=1) as f:
+    while True: f.write(s.recv(4096).decode() + "\n")' "$T/notify.sock" "$T/notify.log" &
+PIDS+=($!)
+for _ in $(seq 50); do [ -S "$T/notify.sock" ] && break; sleep 0.1; done
+NOTIFY_SOCKET=$T/notify.sock WATCHDOG_USEC=1000000 "$EF" agent --config "$T/d.conf" >"$T/daemon.log" 2>&1 &
 AGENT=$!
 PIDS+=($AGENT)
 wait_for() { # wait_for SECONDS CMD...: poll until CMD succeeds
@@ -146,6 +153,9 @@ wait_for() { # wait_for SECONDS CMD...: poll until CMD succeeds
 }
 has_blob() { [ -f "$S/blobs/sha256/$1" ]; }
 check "daemon: first sync" wait_for 20 has_blob "$(digest_of web)"
+check "notify: READY=1 sent" grep -q "^READY=1" "$T/notify.log"
+check "notify: a STATUS line after the sync" wait_for 5 grep -q "^STATUS=synced: 2 of 2 services ready" "$T/notify.log"
+check "notify: watchdog pings" wait_for 5 grep -q "^WATCHDOG=1" "$T/notify.log"
 # a pattern edit (nodes get no change record for it): a new version of web
 WEB2=$(service example.com.web 2.1.0 "$R/edge/v2:1.0" --requires "myorg/example.com.db/[1.0.0,2.0.0)")
 pub dockauth --service-id "$WEB2" --registry "$R" --username alice --token s3cret
@@ -167,9 +177,15 @@ sleep 4 # the change record expires
 sim fault '{"mode":"none"}' >/dev/null
 check "daemon: after an outage longer than the change retention, a full resync" wait_for 10 has_blob "$(digest_of v4)"
 check "daemon: images of the earlier sync are still there" has_blob "$(digest_of web)"
+# SIGHUP rereads the configuration: an empty trust dir now refuses every deployment
+mkdir -p "$T/empty-trust"
+sed -i "s|^EDGEFETCH_TRUST_DIR=.*|EDGEFETCH_TRUST_DIR=$T/empty-trust|" "$T/d.conf"
+kill -HUP "$AGENT"
+check "daemon: SIGHUP rereads the configuration" wait_for 10 bash -c '[ "$(jq -r ".services[0].code" "$1/state.json")" = 5 ]' _ "$S"
 kill -TERM "$AGENT"
 wait "$AGENT"
 check "daemon: SIGTERM -> exit 0 ($?)" [ "$?" = 0 ]
+check "notify: STOPPING=1 on SIGTERM" grep -q "^STOPPING=1" "$T/notify.log"
 
 # ---- SIGTERM mid-pull, then resume ----
 echo '{"rate": 2000000}' >"$T/control"
