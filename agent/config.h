@@ -17,6 +17,7 @@ struct agent_config
   char *trust_dir;
   bool trust_exchange_keys;
   bool require_digest;
+  bool prune;
   char *certs_dir;
   char *auth_file;
   char *runtime;

@@ -421,3 +421,32 @@ runtime_handoff (const struct runtime_spec *rt, const reg_store *s, const char *
     return handoff_containerd (rt, s, manifest_digest, ref, out, err);
   return handoff_engine (rt, s, manifest_digest, config_digest, ref, out, err);
 }
+
+int
+runtime_remove (const struct runtime_spec *rt, const char *name, ef_err **err)
+{
+  struct ef_buf b;
+  long st;
+  int status;
+
+  if (rt->kind == RT_CONTAINERD)
+    {
+      const char *args[] = { "images", "rm", name, NULL };
+      if (run_ctr (rt, args, -1, &b, &status, err) < 0)
+        return -EF_LOCAL;
+      ef_buf_dispose (&b);
+      return 0; /* ctr says nothing useful for an absent name; ls would show it */
+    }
+  {
+    char *enc = curl_easy_escape (NULL, name, 0);
+    cleanup_free char *path = xasprintf ("/images/%s", enc);
+    curl_free (enc);
+    if (api (rt, "DELETE", path, -1, NULL, &st, &b, err) < 0)
+      return -EF_LOCAL;
+  }
+  ef_buf_dispose (&b);
+  if (st == 200 || st == 404)
+    return 0;
+  return ef_err_set (err, EF_LOCAL, "%s would not remove %s (HTTP %ld%s)", runtime_name (rt), name, st,
+                     st == 409 ? ": a container uses it" : "");
+}

@@ -43,4 +43,9 @@ struct runtime_result
 int runtime_handoff (const struct runtime_spec *rt, const reg_store *s, const char *manifest_digest,
                      const char *config_digest, const struct reg_ref *ref, struct runtime_result *out, ef_err **err);
 
+/* Remove the name the agent gave an image.  Docker and podman untag it
+ * (the image goes when no other name holds it and no container uses it);
+ * containerd drops the image record.  Absent already counts as done. */
+int runtime_remove (const struct runtime_spec *rt, const char *name, ef_err **err);
+
 #endif

@@ -475,6 +475,105 @@ collect (struct sync_ctx *s, struct svc *v, struct svc *all, size_t *n, int dept
   return 0;
 }
 
+static bool
+in_set (json_t *arr, const char *a, const char *b)
+{
+  json_t *e;
+  size_t i;
+
+  json_array_foreach (arr, i, e)
+  {
+    const char *x = json_string_value (json_array_get (e, 0)), *y = json_string_value (json_array_get (e, 1));
+    if (x && y && strcmp (x, a) == 0 && strcmp (y, b ? b : "") == 0)
+      return true;
+  }
+  return false;
+}
+
+/* Keep track of what the agent itself created: the names it gave images
+ * in the runtime ("handed") and the names it recorded in the store
+ * ("recorded").  After a sync in which every service succeeded, with
+ * EDGEFETCH_PRUNE=true, what the pattern no longer names is removed from
+ * the runtime and forgotten by the store, whose gc then drops its blobs.
+ * Images the agent did not create are never touched. */
+static void
+reconcile (struct sync_ctx *s, json_t *services, bool complete)
+{
+  json_t *handed = json_object_get (s->state, "handed"), *recorded = json_object_get (s->state, "recorded");
+  json_t *want_h = json_array (), *want_r = json_array (), *svc, *img, *keep;
+  size_t i, k;
+
+  if (!json_is_array (handed))
+    json_object_set_new (s->state, "handed", handed = json_array ());
+  if (!json_is_array (recorded))
+    json_object_set_new (s->state, "recorded", recorded = json_array ());
+  json_array_foreach (services, i, svc)
+    json_array_foreach (json_object_get (svc, "images"), k, img)
+  {
+    struct reg_ref *ref = NULL;
+    json_t *h = json_object_get (img, "handoff");
+    const char *name = json_string_value (json_object_get (h, "name"));
+    if (reg_ref_parse (&ref, json_string_value (json_object_get (img, "reference")), NULL) == 0)
+      {
+        char *canon = reg_ref_string (ref);
+        json_array_append_new (want_r, json_pack ("[s, s]", canon, ""));
+        if (!in_set (recorded, canon, ""))
+          json_array_append_new (recorded, json_pack ("[s, s]", canon, ""));
+        free (canon);
+        reg_ref_free (ref);
+      }
+    if (name && s->cfg->runtime)
+      {
+        json_array_append_new (want_h, json_pack ("[s, s]", s->cfg->runtime, name));
+        if (json_is_true (json_object_get (h, "sent")) && !in_set (handed, s->cfg->runtime, name))
+          json_array_append_new (handed, json_pack ("[s, s]", s->cfg->runtime, name));
+      }
+  }
+  if (complete && s->cfg->prune)
+    {
+      json_t *e;
+      keep = json_array ();
+      json_array_foreach (handed, i, e)
+      {
+        const char *spec = json_string_value (json_array_get (e, 0)), *name = json_string_value (json_array_get (e, 1));
+        struct runtime_spec rt;
+        ef_err *err = NULL;
+        bool gone = false;
+        if (in_set (want_h, spec, name))
+          {
+            json_array_append (keep, e);
+            continue;
+          }
+        if (runtime_parse (&rt, spec, &err) == 0)
+          {
+            gone = runtime_remove (&rt, name, &err) == 0;
+            runtime_dispose (&rt);
+          }
+        if (!gone)
+          json_array_append (keep, e); /* try again next time */
+        ef_err_free (err);
+      }
+      json_object_set_new (s->state, "handed", keep);
+      keep = json_array ();
+      json_array_foreach (recorded, i, e)
+      {
+        const char *name = json_string_value (json_array_get (e, 0));
+        if (in_set (want_r, name, "") || reg_store_unrecord (s->store, name, NULL) < 0)
+          json_array_append (keep, e);
+      }
+      json_object_set_new (s->state, "recorded", keep);
+      {
+        struct reg_gc_stats st;
+        if (reg_store_gc (s->store, &st, NULL) == 0)
+          json_object_set_new (s->state, "last_gc",
+                               json_pack ("{s:I, s:I}", "blobs_removed", (json_int_t) st.blobs_removed,
+                                          "bytes_removed", (json_int_t) st.bytes_removed));
+      }
+    }
+  json_decref (want_h);
+  json_decref (want_r);
+}
+
 char *
 agent_pattern_stamp (struct sync_ctx *s, ef_err **err)
 {
@@ -539,6 +638,7 @@ agent_sync (struct sync_ctx *s, ef_err **err)
     {
       json_object_set_new (s->state, "pattern", json_null ());
       json_object_set_new (s->state, "services", json_array ());
+      reconcile (s, json_object_get (s->state, "services"), true);
       goto done;
     }
   json_object_set_new (s->state, "pattern", json_string (pattern));
@@ -626,6 +726,7 @@ agent_sync (struct sync_ctx *s, ef_err **err)
       svc_dispose (&all[i]);
     }
   json_object_set_new (s->state, "services", services);
+  reconcile (s, services, first == 0);
 done:
   json_object_set_new (exstate, "ok", json_true ());
   json_object_set_new (exstate, "last_error", json_null ());

@@ -433,9 +433,9 @@ images_load (const reg_store *s)
   return j;
 }
 
-int
-reg_store_record (reg_store *s, const char *name, const char *manifest_digest, const char *index_digest,
-                  ef_err **err)
+/* Rewrite images.json under images.lock: add (digest != NULL) or drop name. */
+static int
+images_update (reg_store *s, const char *name, const char *manifest_digest, const char *index_digest, ef_err **err)
 {
   cleanup_free char *lockp = xasprintf ("%s/images.lock", s->dir);
   cleanup_free char *path = xasprintf ("%s/images.json", s->dir);
@@ -449,8 +449,11 @@ reg_store_record (reg_store *s, const char *name, const char *manifest_digest, c
   if (lock < 0 || flock (lock, LOCK_EX) < 0)
     return io_error (err, errno, "lock", lockp);
   j = images_load (s);
-  json_object_set_new (json_object_get (j, "images"), name,
-                       json_pack ("{s:s, s:s?}", "manifest", manifest_digest, "index", index_digest));
+  if (manifest_digest)
+    json_object_set_new (json_object_get (j, "images"), name,
+                         json_pack ("{s:s, s:s?}", "manifest", manifest_digest, "index", index_digest));
+  else
+    json_object_del (json_object_get (j, "images"), name);
   text = json_dumps (j, JSON_INDENT (1) | JSON_SORT_KEYS);
   json_decref (j);
   fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
@@ -460,6 +463,19 @@ reg_store_record (reg_store *s, const char *name, const char *manifest_digest, c
       unlink (tmp);
     }
   return rc;
+}
+
+int
+reg_store_record (reg_store *s, const char *name, const char *manifest_digest, const char *index_digest,
+                  ef_err **err)
+{
+  return images_update (s, name, manifest_digest, index_digest, err);
+}
+
+int
+reg_store_unrecord (reg_store *s, const char *name, ef_err **err)
+{
+  return images_update (s, name, NULL, NULL, err);
 }
 
 /* Mark a manifest (or index) and everything it names that we hold. */

@@ -40,6 +40,9 @@ int64_t reg_store_partial (const reg_store *s, const char *digest);
 int reg_store_record (reg_store *s, const char *name, const char *manifest_digest, const char *index_digest,
                       ef_err **err);
 
+/* Forget the image recorded under name (its blobs go at the next gc). */
+int reg_store_unrecord (reg_store *s, const char *name, ef_err **err);
+
 struct reg_gc_stats
 {
   int64_t blobs_removed;

@@ -152,4 +152,23 @@ sed -i "s|^EDGEFETCH_RUNTIME=.*|EDGEFETCH_RUNTIME=docker:$RT/gone.sock|" "$T/age
 run 7 "agent: a runtime that is down -> exit 7, reported" "$EF" agent --config "$T/agent.conf" --once
 check "agent: the failure is in the state" [ "$(jq -r '.services[0].code' "$T/agent-store/state.json")" = 7 ]
 
+# EDGEFETCH_PRUNE: the pattern moves from mid to tiny; what the agent created for mid goes,
+# an image someone else put in docker stays.
+sed -i "s|^EDGEFETCH_RUNTIME=.*|EDGEFETCH_RUNTIME=docker:$RT/docker.sock|" "$T/agent.conf"
+echo "EDGEFETCH_PRUNE=true" >>"$T/agent.conf"
+$DOCKER tag "$(config_of tiny)" user/keep:1
+SID2=$(pub service --org o --url example.org.tiny --version 1.0.0 --arch amd64 --image "$R/edge/tiny:1.0" \
+	--key "$T/publisher.key" --creds "$CR" --cert-dir "$T/skcerts")
+pub dockauth --service-id "$SID2" --registry "$R" --username alice --token s3cret
+pub pattern --org o --name p --service o/example.org.tiny/1.0.0/amd64 >/dev/null
+MIDNAME="$R/edge/mid:sha256-$(manifest_of mid | cut -c8-)"
+MIDLAYER=$(skopeo inspect --raw --creds "$CR" --cert-dir "$T/skcerts" "docker://$R/edge/mid:1.0" | jq -r '.layers[1].digest' | cut -c8-)
+check "prune: before, the store holds mid's layers" [ -f "$T/agent-store/blobs/sha256/$MIDLAYER" ]
+run 0 "prune: the agent follows the new pattern" "$EF" agent --config "$T/agent.conf" --once
+check "prune: the name the agent gave mid is gone from docker" bash -c "! $DOCKER image inspect '$MIDNAME'"
+check "prune: an image the agent did not create is untouched" $DOCKER image inspect user/keep:1
+check "prune: the new image is in docker" $DOCKER image inspect "$R/edge/tiny:sha256-$(manifest_of tiny | cut -c8-)"
+check "prune: mid's blobs left the store" [ ! -e "$T/agent-store/blobs/sha256/$MIDLAYER" ]
+check "prune: tiny's blobs are still there" [ -f "$T/agent-store/blobs/sha256/$(manifest_of tiny | cut -c8-)" ]
+
 finish
