@@ -82,6 +82,49 @@ edgefetch bench: $((SIZE / 1048576)) MiB image, $NLAYERS layers, TLS + basic aut
 | bytes fetched (killed half way + resumed) / image size | $(r "$WIRE" "$SIZE") | | | | <= 1.10 |
 TABLE
 
+# Pull and hand over to dockerd beside `docker pull`, and to containerd beside
+# `ctr images pull`, of the same image, alternating (fewer runs: each takes seconds).
+HRUNS=${HRUNS:-3}
+RT=$T/rt
+mkdir -p "$RT/cd" "$T/hosts/$R" "$T/dockercfg"
+echo '{}' >"$RT/daemon.json"
+pre_cleanup() {
+	rm -rf "/etc/docker/certs.d/$R"
+	pkill -f "$RT/docker/exec" 2>/dev/null
+	awk -v t="$T" 'index($2, t) == 1 {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
+	return 0
+}
+dockerd --data-root "$RT/docker/data" --exec-root "$RT/docker/exec" --pidfile "$RT/docker.pid" -H "unix://$RT/docker.sock" \
+	--iptables=false --ip6tables=false --bridge=none --ip-masq=false --config-file "$RT/daemon.json" >"$RT/dockerd.log" 2>&1 &
+PIDS+=($!)
+printf 'version = 2\nroot = "%s"\nstate = "%s"\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "%s"\n' \
+	"$RT/cd/root" "$RT/cd/state" "$RT/cd/sock" >"$RT/cd/config.toml"
+containerd --config "$RT/cd/config.toml" >"$RT/containerd.log" 2>&1 &
+PIDS+=($!)
+mkdir -p "/etc/docker/certs.d/$R"
+cp "$T/ca/ca.crt" "/etc/docker/certs.d/$R/ca.crt" # docker pull trusts a registry CA only there
+printf 'server = "https://%s"\n[host."https://%s"]\n  ca = "%s"\n' "$R" "$R" "$T/ca/ca.crt" >"$T/hosts/$R/hosts.toml"
+for _ in $(seq 100); do curl -sf --unix-socket "$RT/docker.sock" http://d/_ping >/dev/null && [ -S "$RT/cd/sock" ] && break; sleep 0.1; done
+D="docker -H unix://$RT/docker.sock --config $T/dockercfg"
+C="ctr -a $RT/cd/sock -n bench"
+$D login -u bench --password-stdin "$R" <<<"bench-pass" >/dev/null 2>&1
+: >"$T/h-ef-docker"; : >"$T/h-docker"; : >"$T/h-ef-ctr"; : >"$T/h-ctr"
+wall() { local s=$(date +%s%N); "$@" >/dev/null 2>"$T/cmd.err" || { cat "$T/cmd.err" >&2; return 1; }; echo "scale=2; ($(date +%s%N) - $s) / 1000000000" | bc; }
+for i in $(seq "$HRUNS"); do
+	echo "handoff run $i/$HRUNS ..." >&2
+	$D rmi -f "$R/edge/big:1.0" >/dev/null 2>&1; rm -rf "$T/s-h"
+	wall "$EF" pull --quiet --store "$T/s-h" --ca-file "$T/ca/ca.crt" --creds "$CR" --runtime "docker:$RT/docker.sock" "$R/edge/big:1.0" >>"$T/h-ef-docker"
+	$D rmi -f "$R/edge/big:1.0" >/dev/null 2>&1
+	wall $D pull -q "$R/edge/big:1.0" >>"$T/h-docker"
+	$C images rm --sync "$R/edge/big:1.0" >/dev/null 2>&1; rm -rf "$T/s-h"
+	wall "$EF" pull --quiet --store "$T/s-h" --ca-file "$T/ca/ca.crt" --creds "$CR" --runtime "containerd:$RT/cd/sock:bench" "$R/edge/big:1.0" >>"$T/h-ef-ctr"
+	$C images rm --sync "$R/edge/big:1.0" >/dev/null 2>&1
+	wall $C images pull --hosts-dir "$T/hosts" --user "$CR" "$R/edge/big:1.0" >>"$T/h-ctr"
+done
+hd=$(median <"$T/h-docker") he=$(median <"$T/h-ef-docker") hc=$(median <"$T/h-ctr") hf=$(median <"$T/h-ef-ctr")
+echo "| pull + hand to dockerd, s (vs docker pull) | $he | | | $(r "$he" "$hd") x docker pull ($hd s) | |"
+echo "| pull + hand to containerd, s (vs ctr images pull) | $hf | | | $(r "$hf" "$hc") x ctr pull ($hc s) | |"
+
 # Stripped binary sizes for the devices (target: under 300 KB each).
 for a in arm64 armhf; do
 	(cd "$TOP" && make -s cross ARCH=$a >/dev/null 2>&1) || { echo "| $a binary | (cross build failed) |"; continue; }
