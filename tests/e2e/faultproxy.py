@@ -12,11 +12,14 @@ change it while a pull runs:
   cut_count      ... on this many blob responses
   status429      answer this many blob requests with 429 ...
   retry_after    ... and this Retry-After (seconds)
+  redirect_blobs answer blob requests with 307 to this base URL (another host)
 
 It writes counters to --stats (JSON): blob body bytes sent, blob requests,
-requests that carried Range, 429s sent, cuts made.
+requests that carried Range, 429s sent, cuts made, redirects, and requests
+that came with an Authorization header (client_auth).
 """
 import argparse
+import base64
 import http.client
 import json
 import os
@@ -67,6 +70,16 @@ class Handler(BaseHTTPRequestHandler):
             self.bump("blob_requests")
             if self.headers.get("Range"):
                 self.bump("range_requests")
+        if self.headers.get("Authorization"):
+            self.bump("client_auth")
+        if blob and ctl.get("redirect_blobs"):
+            # as a registry with a storage redirect answers: 307 to another host
+            self.bump("redirects")
+            self.send_response(307)
+            self.send_header("Location", ctl["redirect_blobs"] + self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if blob and self.take("429", int(ctl.get("status429", 0))):
             self.bump("429s")
             body = b'{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}'
@@ -80,6 +93,9 @@ class Handler(BaseHTTPRequestHandler):
         # a list, not a dict: clients send several Accept lines
         headers = [(k, v) for k, v in self.headers.items() if k.lower() not in HOP
                    and not (ctl.get("ignore_range") and k.lower() == "range")]
+        if self.server.opts.inject_auth:  # a storage host: it authorises itself upstream
+            headers = [(k, v) for k, v in headers if k.lower() != "authorization"]
+            headers.append(("Authorization", "Basic " + base64.b64encode(self.server.opts.inject_auth.encode()).decode()))
         n = int(self.headers.get("Content-Length", "0") or 0)
         req_body = self.rfile.read(n) if n else None
         try:
@@ -154,6 +170,7 @@ def main():
     ap.add_argument("--ca", required=True)
     ap.add_argument("--control", required=True)
     ap.add_argument("--stats", required=True)
+    ap.add_argument("--inject-auth", help="USER:PASS sent upstream instead of the client's credentials")
     opts = ap.parse_args()
     srv = ThreadingHTTPServer(("127.0.0.1", opts.port), Handler)
     srv.daemon_threads = True

@@ -172,6 +172,23 @@ else
 	skip "full-disk cases: cannot mount a tmpfs here (not root?)"
 fi
 
+# ---- credentials never follow a redirect to another host ----
+PS=$(free_port)
+echo '{}' >"$T/control2"
+"$PY" "$TOP/tests/e2e/faultproxy.py" --port "$PS" --upstream "$R" --cert "$T/ca/server.crt" --key "$T/ca/server.key" \
+	--ca "$T/ca/ca.crt" --control "$T/control2" --stats "$T/stats2" --inject-auth "$CR" >"$T/proxy2.log" 2>&1 &
+PIDS+=($!)
+wait_port "$PS" || setup_failed storage proxy
+ctl "{\"redirect_blobs\": \"https://localhost:$PS\"}"
+run 0 "blobs redirected to another host (a storage URL): the pull completes" efp --store "$T/s-redir" "$P/edge/kb:1.0"
+check "redirect: the blobs came from the other host" [ "$(jq -r '.blob_requests // 0' "$T/stats2")" -ge 2 ]
+check "redirect: no credentials were sent to it" [ "$(jq -r '.client_auth // 0' "$T/stats2")" = 0 ]
+check "redirect: the registry host did get them" [ "$(stat_of client_auth)" -gt 0 ]
+check "redirect: store verifies" store_ok "$T/s-redir"
+ctl '{"redirect_blobs": "http://localhost:1"}'
+run 6 "a redirect to plain http is refused" efp --store "$T/s-redir2" "$P/edge/tiny:1.0"
+ctl '{}'
+
 # ---- gc ----
 S=$T/s-gc
 efp --store "$S" "$P/edge/tiny:1.0" >/dev/null 2>&1
