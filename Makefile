@@ -81,7 +81,7 @@ unit: $(UNIT_BINS)
 	  EF_VECTORS=$(CURDIR)/../shared/vectors $$t || fail=1; done; exit $$fail
 
 e2e: edgefetch
-	@fail=0; for t in tests/e2e/run.sh tests/e2e/trust.sh tests/e2e/agent.sh tests/e2e/faults.sh tests/e2e/handoff.sh tests/e2e/ship.sh; do $$t || fail=1; done; exit $$fail
+	@fail=0; for t in tests/e2e/run.sh tests/e2e/trust.sh tests/e2e/agent.sh tests/e2e/faults.sh tests/e2e/handoff.sh tests/e2e/ship.sh tests/e2e/system.sh; do $$t || fail=1; done; exit $$fail
 
 check: deps lint
 	$(MAKE) --no-print-directory unit-asan
@@ -92,6 +92,10 @@ deps:
 
 bench: deps edgefetch
 	tests/bench.sh
+
+# The package under a real systemd (also part of make check).
+check-system: deps edgefetch
+	tests/e2e/system.sh
 
 demo: deps edgefetch
 	tests/demo.sh
@@ -167,4 +171,4 @@ deb:
 clean:
 	rm -rf build edgefetch
 
--include $(shell find build -path 'build/sysroot-*' -prune -o -name '*.d' -type f -print 2>/dev/null)
+-include $(LIB_OBJS:.o=.d) $(AGENT_OBJS:.o=.d) $(BUILDDIR)/agent/main.d
