@@ -4,8 +4,6 @@
 #include <time.h>
 
 #include <curl/curl.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
 #include <openssl/ssl.h>
 
 #include "../common/util.h"
@@ -28,26 +26,9 @@ struct exchange
 static CURLcode
 add_hub_cert (CURL *e, void *sslctx, void *userdata)
 {
-  const char *path = userdata;
-  X509_STORE *store = SSL_CTX_get_cert_store ((SSL_CTX *) sslctx);
-  BIO *bio = BIO_new_file (path, "r");
-  STACK_OF (X509_INFO) *infos;
-  int added = 0;
-
   (void) e;
-  if (bio == NULL)
-    return CURLE_SSL_CACERT_BADFILE;
-  infos = PEM_X509_INFO_read_bio (bio, NULL, NULL, NULL);
-  BIO_free (bio);
-  for (int i = 0; infos && i < sk_X509_INFO_num (infos); i++)
-    {
-      X509_INFO *xi = sk_X509_INFO_value (infos, i);
-      if (xi->x509 && X509_STORE_add_cert (store, xi->x509) == 1)
-        added++;
-    }
-  sk_X509_INFO_pop_free (infos, X509_INFO_free);
-  ERR_clear_error ();
-  return added ? CURLE_OK : CURLE_SSL_CACERT_BADFILE;
+  return ef_store_add_pem (SSL_CTX_get_cert_store ((SSL_CTX *) sslctx), userdata) > 0 ? CURLE_OK
+                                                                                   : CURLE_SSL_CACERT_BADFILE;
 }
 
 int
@@ -184,19 +165,28 @@ parse (struct ef_buf *b, json_t **out, ef_err **err)
   return 0;
 }
 
-int
-exchange_get (exchange *ex, const char *path, json_t **out, ef_err **err)
+/* GET path; 404 is EF_NOTFOUND ("absent"), anything but 200 EF_NET. */
+static int
+get_body (exchange *ex, const char *path, struct ef_buf *b, ef_err **err)
 {
-  struct ef_buf b = { 0 };
   long status;
-  int rc;
+  int rc = request (ex, path, NULL, &status, b, err);
 
-  *out = NULL;
-  rc = request (ex, path, NULL, &status, &b, err);
   if (rc == 0 && status == 404)
     rc = ef_err_set (err, EF_NOTFOUND, "%s: not found", path);
   else if (rc == 0 && status != 200)
     rc = ef_err_set (err, EF_NET, "%s: HTTP %ld", path, status);
+  return rc;
+}
+
+int
+exchange_get (exchange *ex, const char *path, json_t **out, ef_err **err)
+{
+  struct ef_buf b = { 0 };
+  int rc;
+
+  *out = NULL;
+  rc = get_body (ex, path, &b, err);
   if (rc == 0)
     rc = parse (&b, out, err);
   ef_buf_dispose (&b);
@@ -207,15 +197,10 @@ int
 exchange_get_text (exchange *ex, const char *path, char **out, size_t *len, ef_err **err)
 {
   struct ef_buf b = { 0 };
-  long status;
   int rc;
 
   *out = NULL;
-  rc = request (ex, path, NULL, &status, &b, err);
-  if (rc == 0 && status == 404)
-    rc = ef_err_set (err, EF_NOTFOUND, "%s: not found", path);
-  else if (rc == 0 && status != 200)
-    rc = ef_err_set (err, EF_NET, "%s: HTTP %ld", path, status);
+  rc = get_body (ex, path, &b, err);
   if (rc == 0)
     {
       *out = b.data;

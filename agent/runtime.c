@@ -96,6 +96,25 @@ pump_main (void *p)
   return NULL;
 }
 
+/* Start the pump writing into a pipe; *rfd is the end to read. */
+static int
+pump_start (struct pump *pu, pthread_t *th, int *rfd, ef_err **err)
+{
+  int fds[2];
+
+  if (pipe2 (fds, O_CLOEXEC) < 0)
+    return ef_err_sys (err, EF_LOCAL, errno, "pipe");
+  pu->fd = fds[1];
+  if (pthread_create (th, NULL, pump_main, pu) != 0)
+    {
+      close (fds[0]);
+      close (fds[1]);
+      return ef_err_set (err, EF_LOCAL, "cannot start the archive writer");
+    }
+  *rfd = fds[0];
+  return 0;
+}
+
 /* ---- the Docker Engine API over its unix socket ---- */
 
 static size_t
@@ -229,19 +248,12 @@ handoff_engine (const struct runtime_spec *rt, const reg_store *s, const char *m
     {
       struct pump pu = { s, manifest_digest, ref, REG_EXPORT_DOCKER_ARCHIVE, -1, NULL, 0 };
       pthread_t th;
-      int fds[2];
+      int rfd;
 
-      if (pipe2 (fds, O_CLOEXEC) < 0)
-        return ef_err_sys (err, EF_LOCAL, errno, "pipe");
-      pu.fd = fds[1];
-      if (pthread_create (&th, NULL, pump_main, &pu) != 0)
-        {
-          close (fds[0]);
-          close (fds[1]);
-          return ef_err_set (err, EF_LOCAL, "cannot start the archive writer");
-        }
-      rc = api (rt, "POST", "/images/load?quiet=1", fds[0], "Content-Type: application/x-tar", &st, &b, err);
-      close (fds[0]); /* a writer still going gets EPIPE and stops */
+      if (pump_start (&pu, &th, &rfd, err) < 0)
+        return -EF_LOCAL;
+      rc = api (rt, "POST", "/images/load?quiet=1", rfd, "Content-Type: application/x-tar", &st, &b, err);
+      close (rfd); /* a writer still going gets EPIPE and stops */
       pthread_join (th, NULL);
       if (rc == 0 && pu.rc < 0)
         {
@@ -362,7 +374,7 @@ handoff_containerd (const struct runtime_spec *rt, const reg_store *s, const cha
   const char *args[] = { "images", "import", "-", NULL };
   struct ef_buf b;
   pthread_t th;
-  int fds[2], status = 0, rc;
+  int rfd, status = 0, rc;
 
   if (ref->tag)
     snprintf (out->name, sizeof out->name, "%s/%s:%s", ref->domain, ref->path, ref->tag);
@@ -375,16 +387,9 @@ handoff_containerd (const struct runtime_spec *rt, const reg_store *s, const cha
     return -EF_LOCAL;
   if (!out->sent)
     return 0;
-  if (pipe2 (fds, O_CLOEXEC) < 0)
-    return ef_err_sys (err, EF_LOCAL, errno, "pipe");
-  pu.fd = fds[1];
-  if (pthread_create (&th, NULL, pump_main, &pu) != 0)
-    {
-      close (fds[0]);
-      close (fds[1]);
-      return ef_err_set (err, EF_LOCAL, "cannot start the archive writer");
-    }
-  rc = run_ctr (rt, args, fds[0], &b, &status, err);
+  if (pump_start (&pu, &th, &rfd, err) < 0)
+    return -EF_LOCAL;
+  rc = run_ctr (rt, args, rfd, &b, &status, err);
   pthread_join (th, NULL);
   if (rc < 0)
     {

@@ -11,7 +11,10 @@
 #include <stdbool.h>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "util.h"
 
@@ -275,4 +278,26 @@ ef_b64_decode (const char *in, size_t len, unsigned char **out)
   buf[n] = '\0';
   *out = buf;
   return n;
+}
+
+int
+ef_store_add_pem (X509_STORE *store, const char *path)
+{
+  STACK_OF (X509_INFO) *infos;
+  BIO *bio = BIO_new_file (path, "r");
+  int added = 0;
+
+  if (bio == NULL)
+    return -1;
+  infos = PEM_X509_INFO_read_bio (bio, NULL, NULL, NULL);
+  BIO_free (bio);
+  for (int k = 0; infos && k < sk_X509_INFO_num (infos); k++)
+    {
+      X509_INFO *xi = sk_X509_INFO_value (infos, k);
+      if (xi->x509 && X509_STORE_add_cert (store, xi->x509) == 1)
+        added++;
+    }
+  sk_X509_INFO_pop_free (infos, X509_INFO_free);
+  ERR_clear_error ();
+  return added;
 }

@@ -57,4 +57,9 @@ int64_t ef_now_ms (void);
  * whitespace-free input whose length is a multiple of 4.  Returns the
  * decoded length or -1; *out is NUL-terminated and the caller frees it. */
 long ef_b64_decode (const char *in, size_t len, unsigned char **out);
+
+/* Add every certificate of a PEM file to an OpenSSL X509_STORE; returns
+ * how many, or -1 when the file cannot be read. */
+struct x509_store_st;
+int ef_store_add_pem (struct x509_store_st *store, const char *path);
 #endif

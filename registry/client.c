@@ -13,7 +13,6 @@
 #include <curl/curl.h>
 #include <jansson.h>
 #include <openssl/err.h>
-#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -177,29 +176,6 @@ host_get (reg_client *c, const char *name)
   return h;
 }
 
-/* Every certificate in a PEM file into store; returns how many. */
-static int
-add_pem_certs (X509_STORE *store, const char *path)
-{
-  STACK_OF (X509_INFO) *infos;
-  BIO *bio = BIO_new_file (path, "r");
-  int added = 0;
-
-  if (bio == NULL)
-    return -1;
-  infos = PEM_X509_INFO_read_bio (bio, NULL, NULL, NULL);
-  BIO_free (bio);
-  for (int k = 0; infos && k < sk_X509_INFO_num (infos); k++)
-    {
-      X509_INFO *xi = sk_X509_INFO_value (infos, k);
-      if (xi->x509 && X509_STORE_add_cert (store, xi->x509) == 1)
-        added++;
-    }
-  sk_X509_INFO_pop_free (infos, X509_INFO_free);
-  ERR_clear_error ();
-  return added;
-}
-
 /* Build the host's trust once: the system pool (curl's default CA file)
  * plus certs.d CAs and --ca-file.  All its connections share it, so the
  * system bundle is parsed once per host, not once per connection. */
@@ -222,7 +198,7 @@ host_tls (reg_client *c, struct host *h, ef_err **err)
   if (sys ? X509_STORE_load_file (h->store, sys) != 1 : X509_STORE_set_default_paths (h->store) != 1)
     ERR_clear_error (); /* no system CAs: only ours are trusted */
   for (i = 0; i < h->ncas; i++)
-    if (add_pem_certs (h->store, h->cas[i]) <= 0)
+    if (ef_store_add_pem (h->store, h->cas[i]) <= 0)
       return ef_err_set (err, EF_USAGE, "CA file %s holds no certificate", h->cas[i]);
   h->tls_loaded = true;
   return 0;
@@ -655,6 +631,35 @@ take_challenge (struct host *h, CURL *e, ef_err **err)
   return rc;
 }
 
+static void apply_auth (struct host *h, CURL *e, const char *scope);
+
+/* One GET of url on h into r, the body capped at max, authorized for
+ * scope when one is given; returns curl's result, r->status the HTTP status. */
+static CURLcode
+get_once (reg_client *c, struct host *h, const char *url, const char *scope, struct curl_slist *hdrs, size_t max,
+          struct resp *r, char *errbuf)
+{
+  CURLcode res;
+
+  resp_dispose (r);
+  memset (r, 0, sizeof *r);
+  ef_buf_init (&r->body, max);
+  curl_easy_reset (c->easy);
+  setup_handle (c, h, c->easy, url);
+  if (scope)
+    apply_auth (h, c->easy, scope);
+  if (hdrs)
+    curl_easy_setopt (c->easy, CURLOPT_HTTPHEADER, hdrs);
+  curl_easy_setopt (c->easy, CURLOPT_WRITEFUNCTION, collect_cb);
+  curl_easy_setopt (c->easy, CURLOPT_WRITEDATA, r);
+  curl_easy_setopt (c->easy, CURLOPT_ERRORBUFFER, errbuf);
+  errbuf[0] = '\0';
+  res = curl_easy_perform (c->easy);
+  curl_easy_setopt (c->easy, CURLOPT_ERRORBUFFER, NULL);
+  curl_easy_getinfo (c->easy, CURLINFO_RESPONSE_CODE, &r->status);
+  return res;
+}
+
 static int
 ping (reg_client *c, struct host *h, ef_err **err)
 {
@@ -670,18 +675,7 @@ ping (reg_client *c, struct host *h, ef_err **err)
     return -EF_USAGE;
   for (attempt = 1;; attempt++)
     {
-      resp_dispose (&r);
-      memset (&r, 0, sizeof r);
-      ef_buf_init (&r.body, ERRBODY_MAX);
-      curl_easy_reset (c->easy);
-      setup_handle (c, h, c->easy, url);
-      curl_easy_setopt (c->easy, CURLOPT_WRITEFUNCTION, collect_cb);
-      curl_easy_setopt (c->easy, CURLOPT_WRITEDATA, &r);
-      curl_easy_setopt (c->easy, CURLOPT_ERRORBUFFER, errbuf);
-      errbuf[0] = '\0';
-      res = curl_easy_perform (c->easy);
-      curl_easy_setopt (c->easy, CURLOPT_ERRORBUFFER, NULL);
-      curl_easy_getinfo (c->easy, CURLINFO_RESPONSE_CODE, &r.status);
+      res = get_once (c, h, url, NULL, NULL, ERRBODY_MAX, &r, errbuf);
       if (c->o.cancel && *c->o.cancel)
         {
           rc = ef_err_set (err, EF_NET, "interrupted");
@@ -900,20 +894,7 @@ reg_client_get_manifest (reg_client *c, const struct reg_ref *ref, const char *t
   hdrs = curl_slist_append (hdrs, "Accept: " REG_MANIFEST_ACCEPT);
   for (attempt = 1;; attempt++)
     {
-      resp_dispose (&r);
-      memset (&r, 0, sizeof r);
-      ef_buf_init (&r.body, REG_MANIFEST_MAX);
-      curl_easy_reset (c->easy);
-      setup_handle (c, h, c->easy, url);
-      apply_auth (h, c->easy, scope);
-      curl_easy_setopt (c->easy, CURLOPT_HTTPHEADER, hdrs);
-      curl_easy_setopt (c->easy, CURLOPT_WRITEFUNCTION, collect_cb);
-      curl_easy_setopt (c->easy, CURLOPT_WRITEDATA, &r);
-      curl_easy_setopt (c->easy, CURLOPT_ERRORBUFFER, errbuf);
-      errbuf[0] = '\0';
-      res = curl_easy_perform (c->easy);
-      curl_easy_setopt (c->easy, CURLOPT_ERRORBUFFER, NULL);
-      curl_easy_getinfo (c->easy, CURLINFO_RESPONSE_CODE, &r.status);
+      res = get_once (c, h, url, scope, hdrs, REG_MANIFEST_MAX, &r, errbuf);
       if (c->o.cancel && *c->o.cancel)
         {
           rc = ef_err_set (err, EF_NET, "interrupted");
