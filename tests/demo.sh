@@ -9,13 +9,10 @@ source "$(dirname "$0")/e2e/lib.sh"
 say() { printf '\n== %s\n' "$*"; }
 say "a registry on 127.0.0.1 with TLS and a password, and an exchange simulator"
 setup_pki demo demo-password
-PR=$(free_port) PX=$(free_port)
+PR=$(free_port)
 start_registry reg "$PR" htpasswd
 R=127.0.0.1:$PR
-"$PY" "$TOP/tests/e2e/exchange_sim.py" --port "$PX" --cert "$T/ca/server.crt" --key "$T/ca/server.key" >"$T/sim.log" 2>&1 &
-PIDS+=($!)
-wait_port "$PX"
-SIM=https://127.0.0.1:$PX
+start_exchange_sim
 echo "registry https://$R, exchange $SIM/v1"
 
 say "two multi-arch images pushed with skopeo"
@@ -31,7 +28,6 @@ openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072 -out "$T/publisher.
 mkdir -p "$T/trust" "$T/certs.d/$R"
 openssl pkey -in "$T/publisher.key" -pubout -out "$T/trust/publisher.pem"
 cp "$T/ca/ca.crt" "$T/certs.d/$R/"
-pub() { "$PY" "$TOP/tests/e2e/hzn_publish.py" "$1" --sim "$SIM" --ca "$T/ca/ca.crt" "${@:2}"; }
 DB=$(pub service --org demo --url example.org.db --version 1.4.0 --arch amd64 --image "$R/edge/db:1.0" \
 	--key "$T/publisher.key" --creds demo:demo-password --cert-dir "$T/skcerts")
 WEB=$(pub service --org demo --url example.org.web --version 2.0.0 --arch amd64 --image "$R/edge/web:1.0" \

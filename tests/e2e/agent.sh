@@ -12,15 +12,11 @@ CR=alice:s3cret
 M=$TOP/tests/e2e/mkimage.py
 for n in web db bad v2 v3; do python3 "$M" image "$T/img-$n" --tag 1.0 --busybox --note "$n" >/dev/null; done
 python3 "$M" image "$T/img-slow" --tag 1.0 --note slow --random-mb 12 --random-mb 12 >/dev/null
-PR=$(free_port) PX=$(free_port) PP=$(free_port)
+PR=$(free_port) PP=$(free_port)
 start_registry reg "$PR" htpasswd || setup_failed registry
 R=127.0.0.1:$PR
 for n in web db bad v2 v3 slow; do push "$T/img-$n:1.0" "$R/edge/$n:1.0" --dest-creds "$CR"; done
-"$PY" "$TOP/tests/e2e/exchange_sim.py" --port "$PX" --cert "$T/ca/server.crt" --key "$T/ca/server.key" \
-	>"$T/sim.log" 2>&1 &
-PIDS+=($!)
-wait_port "$PX" || setup_failed exchange simulator
-SIM=https://127.0.0.1:$PX
+start_exchange_sim || setup_failed exchange simulator
 sim() { curl -sSf --cacert "$T/ca/ca.crt" -H 'Content-Type: application/json' "$SIM/_sim/$1" ${2:+-d "$2"}; }
 
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$T/publisher.key" 2>/dev/null
@@ -28,7 +24,6 @@ openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$T/intruder.k
 mkdir -p "$T/trust" "$T/certs.d/$R"
 openssl pkey -in "$T/publisher.key" -pubout -out "$T/trust/publisher.pem"
 cp "$T/ca/ca.crt" "$T/certs.d/$R/ca.crt"
-pub() { "$PY" "$TOP/tests/e2e/hzn_publish.py" "$1" --sim "$SIM" --ca "$T/ca/ca.crt" "${@:2}"; }
 service() { # service URL VERSION IMAGE [more hzn_publish args]
 	pub service --org myorg --url "$1" --version "$2" --arch amd64 --image "$3" --key "$T/publisher.key" \
 		--creds "$CR" --cert-dir "$T/skcerts" "${@:4}"

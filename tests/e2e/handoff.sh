@@ -114,12 +114,7 @@ run 0 "dockerd back: the image goes over" efp --runtime "docker:$RT/docker.sock"
 check "dockerd back: the ID is right" [ "$($DOCKER image inspect -f '{{.Id}}' "$R/edge/big:1.0")" = "$(config_of big)" ]
 
 # ---- the agent hands what the pattern names to docker; an unchanged pattern sends nothing ----
-PX=$(free_port)
-"$PY" "$TOP/tests/e2e/exchange_sim.py" --port "$PX" --cert "$T/ca/server.crt" --key "$T/ca/server.key" >"$T/sim.log" 2>&1 &
-PIDS+=($!)
-wait_port "$PX" || setup_failed exchange simulator
-SIM=https://127.0.0.1:$PX
-pub() { "$PY" "$TOP/tests/e2e/hzn_publish.py" "$1" --sim "$SIM" --ca "$T/ca/ca.crt" "${@:2}"; }
+start_exchange_sim || setup_failed exchange simulator
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$T/publisher.key" 2>/dev/null
 mkdir -p "$T/trust" "$T/certs.d/$R"
 openssl pkey -in "$T/publisher.key" -pubout -out "$T/trust/publisher.pem"

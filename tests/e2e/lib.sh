@@ -112,3 +112,17 @@ push() {
 	shift 2
 	skopeo copy -q --dest-cert-dir "$T/skcerts" "$@" "oci:$src" "docker://$dst" >/dev/null
 }
+
+# start_exchange_sim: the Horizon exchange simulator on a free port; sets SIM.
+start_exchange_sim() {
+	local port
+	port=$(free_port)
+	"$PY" "$TOP/tests/e2e/exchange_sim.py" --port "$port" --cert "$T/ca/server.crt" --key "$T/ca/server.key" \
+		>>"$T/sim.log" 2>&1 &
+	PIDS+=($!)
+	SIM=https://127.0.0.1:$port
+	wait_port "$port"
+}
+
+# pub WHAT ARGS...: publish to the simulator as hzn would (tests/e2e/hzn_publish.py).
+pub() { "$PY" "$TOP/tests/e2e/hzn_publish.py" "$1" --sim "$SIM" --ca "$T/ca/ca.crt" "${@:2}"; }

@@ -30,15 +30,11 @@ run 0 "the unit is enabled" chroot "$ROOT" systemctl enable edgefetch.service
 setup_pki alice s3cret
 CR=alice:s3cret
 python3 tests/e2e/mkimage.py image "$T/img" --tag 1.0 --busybox --note system >/dev/null
-PR=$(free_port) PX=$(free_port)
+PR=$(free_port)
 start_registry reg "$PR" htpasswd || setup_failed registry
 R=127.0.0.1:$PR
 push "$T/img:1.0" "$R/edge/app:1.0" --dest-creds "$CR"
-"$PY" tests/e2e/exchange_sim.py --port "$PX" --cert "$T/ca/server.crt" --key "$T/ca/server.key" >"$T/sim.log" 2>&1 &
-PIDS+=($!)
-wait_port "$PX" || setup_failed exchange simulator
-SIM=https://127.0.0.1:$PX
-pub() { "$PY" tests/e2e/hzn_publish.py "$1" --sim "$SIM" --ca "$T/ca/ca.crt" "${@:2}"; }
+start_exchange_sim || setup_failed exchange simulator
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$T/publisher.key" 2>/dev/null
 openssl pkey -in "$T/publisher.key" -pubout -out "$ROOT/etc/edgefetch/trust/publisher.pem"
 mkdir -p "$ROOT/etc/edgefetch/certs.d/$R"
