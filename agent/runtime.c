@@ -170,8 +170,11 @@ api (const struct runtime_spec *rt, const char *method, const char *path, int bo
   curl_slist_free_all (h);
   curl_easy_cleanup (e);
   if (res != CURLE_OK)
-    return ef_err_set (err, EF_LOCAL, "%s at %s: %s", runtime_name (rt), rt->socket,
-                       errbuf[0] ? errbuf : curl_easy_strerror (res));
+    {
+      ef_buf_dispose (out);
+      return ef_err_set (err, EF_LOCAL, "%s at %s: %s", runtime_name (rt), rt->socket,
+                         errbuf[0] ? errbuf : curl_easy_strerror (res));
+    }
   return 0;
 }
 
