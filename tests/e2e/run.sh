@@ -178,6 +178,18 @@ check "skopeo reads our docker-archive" skopeo inspect "docker-archive:$T/tiny.d
 check "docker-archive names the image" bash -c 'tar -xOf "$1" manifest.json | jq -e ".[0].RepoTags[0] == \"$2/edge/tiny:1.0\"" >/dev/null' _ "$T/tiny.docker.tar" "$A"
 check "docker-archive holds the config as the image ID" \
 	bash -c 'tar -xOf "$1" manifest.json | jq -e ".[0].Config == \"$2.json\"" >/dev/null' _ "$T/tiny.docker.tar" "$(jq -r .config_digest "$T/tiny.json" | cut -c8-)"
+# progress: drawn on a terminal, never when stderr is not one
+script -qec "$EF pull --store $T/store-tty --ca-file $T/ca/ca.crt --creds $CR $A/edge/tiny:1.0" /dev/null >"$T/tty.out" 2>&1
+check "a progress bar on a terminal" grep -q "100%" "$T/tty.out"
+script -qec "$EF pull --quiet --store $T/store-tty2 --ca-file $T/ca/ca.crt --creds $CR $A/edge/tiny:1.0" /dev/null >"$T/tty2.out" 2>&1
+check "--quiet: no progress bar" bash -c '! grep -q "%" "$1"' _ "$T/tty2.out"
+run 0 "no terminal: no progress bar" "$EF" pull --store "$T/store-tty3" --ca-file "$T/ca/ca.crt" --creds "$CR" "$A/edge/tiny:1.0"
+check "no terminal: stderr is empty" [ ! -s "$T/err" ]
+run 0 "--version" "$EF" --version
+check "--version names the version" grep -q "^edgefetch [0-9]" "$T/out"
+run 2 "an unknown command -> exit 2" "$EF" frobnicate
+run 0 "pull --help" "$EF" pull --help
+check "pull --help lists the options of the contract" bash -c 'for o in --platform --creds --auth-file --certs-dir --ca-file --store --output --runtime --verify-key --jobs --json --quiet; do grep -q -- "$o" "$1" || exit 1; done' _ "$T/out"
 run 2 "bad --output -> exit 2" ef --creds "$CR" --output "tarball:$T/x" "$A/edge/tiny:1.0"
 
 finish
