@@ -873,17 +873,21 @@ reg_manifest_resp_dispose (struct reg_manifest_resp *r)
   memset (r, 0, sizeof *r);
 }
 
-int
-reg_client_get_manifest (reg_client *c, const struct reg_ref *ref, const char *tag_or_digest,
-                         struct reg_manifest_resp *out, ef_err **err)
+/* GET /v2/<name>/<kind>/<what>: a manifest (whose digest is checked) or
+ * the referrers index of a digest (whose content may change, so it is not). */
+static int
+get_document (reg_client *c, const struct reg_ref *ref, const char *kind, const char *tag_or_digest,
+              const char *query, struct reg_manifest_resp *out, ef_err **err)
 {
   struct host *h = host_get (c, ref->api_host);
   cleanup_free char *scope = scope_of (ref);
-  cleanup_free char *url = xasprintf ("https://%s/v2/%s/manifests/%s", ref->api_host, ref->path, tag_or_digest);
+  cleanup_free char *url = xasprintf ("https://%s/v2/%s/%s/%s%s", ref->api_host, ref->path, kind, tag_or_digest,
+                                      query ? query : "");
   char errbuf[CURL_ERROR_SIZE] = "";
   struct curl_slist *hdrs = NULL;
   struct resp r = { 0 };
-  bool reauthed = false, by_digest = strncmp (tag_or_digest, "sha256:", 7) == 0;
+  bool manifest = strcmp (kind, "manifests") == 0;
+  bool reauthed = false, by_digest = manifest && strncmp (tag_or_digest, "sha256:", 7) == 0;
   const char *v;
   CURLcode res;
   int attempt, rc = 0;
@@ -961,7 +965,7 @@ reg_client_get_manifest (reg_client *c, const struct reg_ref *ref, const char *t
       goto out;
     }
   v = header_value (c->easy, "Docker-Content-Digest", 0);
-  if (v && strncmp (v, "sha256:", 7) == 0 && strcmp (v, out->digest) != 0)
+  if (manifest && v && strncmp (v, "sha256:", 7) == 0 && strcmp (v, out->digest) != 0)
     {
       rc = ef_err_set (err, EF_VERIFY, "manifest content does not match Docker-Content-Digest %.80s", v);
       goto out;
@@ -976,6 +980,28 @@ out:
   resp_dispose (&r);
   if (rc < 0)
     reg_manifest_resp_dispose (out);
+  return rc;
+}
+
+int
+reg_client_get_manifest (reg_client *c, const struct reg_ref *ref, const char *tag_or_digest,
+                         struct reg_manifest_resp *out, ef_err **err)
+{
+  return get_document (c, ref, "manifests", tag_or_digest, NULL, out, err);
+}
+
+int
+reg_client_get_referrers (reg_client *c, const struct reg_ref *ref, const char *digest, const char *artifact_type,
+                          struct reg_manifest_resp *out, ef_err **err)
+{
+  CURL *e = curl_easy_init ();
+  char *at = curl_easy_escape (e, artifact_type, 0);
+  cleanup_free char *query = xasprintf ("?artifactType=%s", at ? at : "");
+  int rc;
+
+  curl_free (at);
+  curl_easy_cleanup (e);
+  rc = get_document (c, ref, "referrers", digest, query, out, err);
   return rc;
 }
 

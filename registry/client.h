@@ -57,6 +57,12 @@ void reg_manifest_resp_dispose (struct reg_manifest_resp *r);
 int reg_client_get_manifest (reg_client *c, const struct reg_ref *ref, const char *tag_or_digest,
                              struct reg_manifest_resp *out, ef_err **err);
 
+/* GET /v2/<name>/referrers/<digest>?artifactType=...: an OCI index of the
+ * manifests that name digest as their subject.  EF_NOTFOUND where the
+ * registry has no referrers API. */
+int reg_client_get_referrers (reg_client *c, const struct reg_ref *ref, const char *digest, const char *artifact_type,
+                              struct reg_manifest_resp *out, ef_err **err);
+
 typedef void (*reg_progress_fn) (void *payload, int64_t done, int64_t total);
 
 struct reg_fetch_stats

@@ -24,9 +24,10 @@ same_repository (const char *docker_ref, const struct reg_ref *ref)
   return same;
 }
 
-int
-reg_cosign_check (reg_client *c, reg_store *s, const struct reg_ref *ref, const char *digest,
-                  const vfy_cosign_key *key, ef_err **err)
+/* cosign's legacy format: the tag sha256-<hex>.sig. */
+static int
+check_legacy (reg_client *c, reg_store *s, const struct reg_ref *ref, const char *digest, const vfy_cosign_key *key,
+              ef_err **err)
 {
   struct reg_manifest_resp resp = { 0 };
   struct reg_desc descs[MAX_SIGNATURES];
@@ -117,5 +118,123 @@ out:
   ef_err_free (e);
   json_decref (root);
   reg_manifest_resp_dispose (&resp);
+  return rc;
+}
+
+/* cosign v3's format: sigstore bundles that name digest as their subject,
+ * found through the referrers API or, without one, the referrers tag
+ * sha256-<hex> holding an index. */
+static int
+check_bundles (reg_client *c, reg_store *s, const struct reg_ref *ref, const char *digest, const vfy_cosign_key *key,
+               ef_err **err)
+{
+  struct reg_manifest_resp idx = { 0 };
+  cleanup_free char *tag = xasprintf ("sha256-%s", digest + 7);
+  cleanup_free char *why = NULL;
+  json_t *root = NULL, *m;
+  ef_err *e = NULL;
+  size_t i, tried = 0;
+  int rc;
+
+  rc = reg_client_get_referrers (c, ref, digest, SIGSTORE_BUNDLE_TYPE, &idx, &e);
+  if (rc < 0 && ef_err_code (e) == EF_NOTFOUND)
+    {
+      ef_err_free (e);
+      e = NULL;
+      rc = reg_client_get_manifest (c, ref, tag, &idx, &e);
+    }
+  if (rc < 0)
+    {
+      rc = ef_err_code (e) == EF_NOTFOUND ? ef_err_set (err, EF_VERIFY, "no cosign signature for %s", digest)
+                                          : ef_err_set (err, ef_err_code (e), "%s", ef_err_msg (e));
+      ef_err_free (e);
+      return rc;
+    }
+  root = json_loadb (idx.body, idx.len, JSON_REJECT_DUPLICATES, NULL);
+  json_array_foreach (json_object_get (root, "manifests"), i, m)
+  {
+    const char *at = json_string_value (json_object_get (m, "artifactType"));
+    const char *md = json_string_value (json_object_get (m, "digest"));
+    struct reg_manifest_resp bm = { 0 };
+    json_t *bj = NULL, *layer;
+    struct reg_desc d = { 0 };
+    const struct reg_desc *dp = &d;
+    struct reg_fetch_stats st = { 0 };
+    cleanup_free char *bundle = NULL;
+    size_t blen;
+
+    if (at == NULL || strcmp (at, SIGSTORE_BUNDLE_TYPE) != 0 || md == NULL || tried == MAX_SIGNATURES)
+      continue;
+    tried++;
+    ef_err_free (e);
+    e = NULL;
+    if (reg_client_get_manifest (c, ref, md, &bm, &e) < 0)
+      goto next;
+    bj = json_loadb (bm.body, bm.len, JSON_REJECT_DUPLICATES, NULL);
+    layer = json_array_get (json_object_get (bj, "layers"), 0);
+    d.media_type = (char *) json_string_value (json_object_get (layer, "mediaType"));
+    d.digest = (char *) json_string_value (json_object_get (layer, "digest"));
+    d.size = json_integer_value (json_object_get (layer, "size"));
+    if (d.media_type == NULL || strcmp (d.media_type, SIGSTORE_BUNDLE_TYPE) != 0 || d.digest == NULL
+        || ef_digest_parse (d.digest, NULL, NULL) < 0 || d.size <= 0 || d.size > COSIGN_PAYLOAD_MAX * 4)
+      {
+        ef_err_set (&e, EF_VERIFY, "referrer %s holds no sigstore bundle", md);
+        goto next;
+      }
+    if (reg_client_fetch_blobs (c, ref, &dp, 1, s, NULL, NULL, &st, &e) < 0
+        || reg_store_read (s, d.digest, COSIGN_PAYLOAD_MAX * 4, &bundle, &blen, &e) < 0
+        || vfy_cosign_verify_bundle (key, bundle, blen, digest, &e) < 0)
+      goto next;
+    json_decref (bj);
+    reg_manifest_resp_dispose (&bm);
+    rc = 0;
+    goto out;
+  next:
+    free (why);
+    why = xstrdup (ef_err_msg (e));
+    json_decref (bj);
+    reg_manifest_resp_dispose (&bm);
+  }
+  rc = ef_err_set (err, EF_VERIFY, "%s", why ? why : "no cosign signature");
+  if (why == NULL)
+    {
+      ef_err_free (*err);
+      *err = NULL;
+      rc = ef_err_set (err, EF_VERIFY, "no cosign signature for %s", digest);
+    }
+out:
+  ef_err_free (e);
+  json_decref (root);
+  reg_manifest_resp_dispose (&idx);
+  return rc;
+}
+
+int
+reg_cosign_check (reg_client *c, reg_store *s, const struct reg_ref *ref, const char *digest,
+                  const vfy_cosign_key *key, ef_err **err)
+{
+  ef_err *legacy = NULL, *bundles = NULL;
+  int rc;
+
+  if (check_legacy (c, s, ref, digest, key, &legacy) == 0)
+    return 0;
+  if (ef_err_code (legacy) != EF_VERIFY)
+    {
+      rc = ef_err_set (err, ef_err_code (legacy), "%s", ef_err_msg (legacy));
+      ef_err_free (legacy);
+      return rc;
+    }
+  if (check_bundles (c, s, ref, digest, key, &bundles) == 0)
+    {
+      ef_err_free (legacy);
+      return 0;
+    }
+  /* Say what was wrong with the signature that exists, if one does. */
+  if (strncmp (ef_err_msg (legacy), "no cosign signature", 19) == 0 && ef_err_code (bundles) != 0)
+    rc = ef_err_set (err, ef_err_code (bundles), "%s", ef_err_msg (bundles));
+  else
+    rc = ef_err_set (err, EF_VERIFY, "%s", ef_err_msg (legacy));
+  ef_err_free (legacy);
+  ef_err_free (bundles);
   return rc;
 }

@@ -187,3 +187,112 @@ vfy_cosign_verify (const vfy_cosign_key *k, const char *payload, size_t len, con
   *docker_ref = ref;
   return 0;
 }
+
+/* DSSE's pre-authentication encoding. */
+static char *
+dsse_pae (const char *type, const unsigned char *body, size_t blen, size_t *len)
+{
+  char *head = xasprintf ("DSSEv1 %zu %s %zu ", strlen (type), type, blen);
+  size_t hl = strlen (head);
+  char *out = xmalloc (hl + blen);
+
+  memcpy (out, head, hl);
+  memcpy (out + hl, body, blen);
+  free (head);
+  *len = hl + blen;
+  return out;
+}
+
+static bool
+statement_names (const unsigned char *body, size_t len, const char *manifest_digest)
+{
+  json_t *st = json_loadb ((const char *) body, len, JSON_REJECT_DUPLICATES, NULL), *sub;
+  const char *type = json_string_value (json_object_get (st, "_type"));
+  const char *pred = json_string_value (json_object_get (st, "predicateType"));
+  bool ok = false;
+  size_t i;
+
+  if (type && (strcmp (type, "https://in-toto.io/Statement/v1") == 0
+               || strcmp (type, "https://in-toto.io/Statement/v0.1") == 0)
+      && pred && strcmp (pred, COSIGN_PREDICATE_TYPE) == 0)
+    json_array_foreach (json_object_get (st, "subject"), i, sub)
+    {
+      const char *hex = json_string_value (json_object_get (json_object_get (sub, "digest"), "sha256"));
+      if (hex && strcmp (hex, manifest_digest + 7) == 0 && strncmp (manifest_digest, "sha256:", 7) == 0)
+        ok = true;
+    }
+  json_decref (st);
+  return ok;
+}
+
+int
+vfy_cosign_verify_bundle (const vfy_cosign_key *k, const char *bundle, size_t len, const char *manifest_digest,
+                          ef_err **err)
+{
+  json_t *root, *env, *sigs, *sg;
+  const char *mt, *payload, *ptype;
+  unsigned char *body = NULL;
+  long blen;
+  size_t i;
+  int rc = -EF_VERIFY;
+
+  if (len > COSIGN_PAYLOAD_MAX * 4)
+    return ef_err_set (err, EF_VERIFY, "sigstore bundle too large");
+  root = json_loadb (bundle, len, JSON_REJECT_DUPLICATES, NULL);
+  mt = json_string_value (json_object_get (root, "mediaType"));
+  env = json_object_get (root, "dsseEnvelope");
+  payload = json_string_value (json_object_get (env, "payload"));
+  ptype = json_string_value (json_object_get (env, "payloadType"));
+  sigs = json_object_get (env, "signatures");
+  if (mt == NULL || strncmp (mt, "application/vnd.dev.sigstore.bundle", 35) != 0 || payload == NULL || ptype == NULL
+      || !json_is_array (sigs) || json_array_size (sigs) == 0)
+    {
+      ef_err_set (err, EF_VERIFY, "not a sigstore bundle with a DSSE envelope");
+      goto out;
+    }
+  if (strcmp (ptype, "application/vnd.in-toto+json") != 0)
+    {
+      ef_err_set (err, EF_VERIFY, "sigstore bundle payload type '%.64s' is not in-toto", ptype);
+      goto out;
+    }
+  blen = ef_b64_decode (payload, strlen (payload), &body);
+  if (blen <= 0)
+    {
+      ef_err_set (err, EF_VERIFY, "sigstore bundle payload is not valid base64");
+      goto out;
+    }
+  {
+    size_t plen;
+    cleanup_free char *pae = dsse_pae (ptype, body, (size_t) blen, &plen);
+    bool verified = false;
+    json_array_foreach (sigs, i, sg)
+    {
+      const char *b64 = json_string_value (json_object_get (sg, "sig"));
+      unsigned char *sig = NULL;
+      long slen = b64 ? ef_b64_decode (b64, strlen (b64), &sig) : -1;
+      EVP_MD_CTX *ctx = EVP_MD_CTX_new ();
+      if (slen > 0 && ctx && EVP_DigestVerifyInit (ctx, NULL, EVP_sha256 (), NULL, k->pkey) == 1
+          && EVP_DigestVerify (ctx, sig, (size_t) slen, (const unsigned char *) pae, plen) == 1)
+        verified = true;
+      EVP_MD_CTX_free (ctx);
+      ERR_clear_error ();
+      free (sig);
+    }
+    if (!verified)
+      {
+        ef_err_set (err, EF_VERIFY, "sigstore bundle signature does not verify with the key");
+        goto out;
+      }
+  }
+  /* only now is the statement parsed */
+  if (!statement_names (body, (size_t) blen, manifest_digest))
+    {
+      ef_err_set (err, EF_VERIFY, "sigstore bundle does not sign %s with cosign's predicate", manifest_digest);
+      goto out;
+    }
+  rc = 0;
+out:
+  free (body);
+  json_decref (root);
+  return rc;
+}

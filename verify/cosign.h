@@ -33,4 +33,15 @@ int vfy_cosign_payload_parse (const char *payload, size_t len, char **docker_ref
 int vfy_cosign_verify (const vfy_cosign_key *k, const char *payload, size_t len, const char *sig_b64,
                        const char *manifest_digest, char **docker_ref, ef_err **err);
 
+#define SIGSTORE_BUNDLE_TYPE "application/vnd.dev.sigstore.bundle.v0.3+json"
+#define COSIGN_PREDICATE_TYPE "https://sigstore.dev/cosign/sign/v1"
+
+/* Verify a sigstore bundle (cosign v3's default) with a key: the DSSE
+ * envelope's signature over PAE(payloadType, payload) first, then the
+ * in-toto statement, which must have cosign's predicate type and a subject
+ * whose sha256 is manifest_digest.  Key-based only: certificates and
+ * transparency-log entries in the bundle are not used. */
+int vfy_cosign_verify_bundle (const vfy_cosign_key *k, const char *bundle, size_t len, const char *manifest_digest,
+                              ef_err **err);
+
 #endif

@@ -134,6 +134,7 @@ push "$T/img-signed:1.0" "$R/edge/otherdigest:1.0" --dest-creds "$CR"
 push "$T/img-signed:1.0" "$R/edge/otherrepo:1.0" --dest-creds "$CR"
 push "$T/img-plain:1.0" "$R/edge/plain:1.0" --dest-creds "$CR"
 push "$T/img-multi:1.0" "$R/edge/multi:1.0" --dest-creds "$CR" --all
+for n in bundled bundlewrongkey bundleotherdigest; do push "$T/img-signed:1.0" "$R/edge/$n:1.0" --dest-creds "$CR"; done
 digest_of() { skopeo inspect --raw --creds "$CR" --cert-dir "$T/skcerts" "docker://$R/edge/$1:1.0" | sha256sum | sed 's/^/sha256:/; s/ .*//'; }
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$K/cosign.key" 2>/dev/null
 openssl pkey -in "$K/cosign.key" -pubout -out "$K/cosign.pub"
@@ -148,6 +149,12 @@ SIGN=$TOP/tests/e2e/cosign-sign.sh
 "$SIGN" "$R" edge/otherrepo "$D" "$K/cosign.key" "$CR" "$T/ca/ca.crt" "$R/edge/somethingelse"
 DM=$(digest_of multi)
 "$SIGN" "$R" edge/multi "$DM" "$K/cosign.key" "$CR" "$T/ca/ca.crt"
+
+BUNDLE_SIGN=$TOP/tests/e2e/cosign-bundle.sh
+SZ=$(skopeo inspect --raw --creds "$CR" --cert-dir "$T/skcerts" "docker://$R/edge/signed:1.0" | wc -c)
+"$BUNDLE_SIGN" "$R" edge/bundled "$D" "$SZ" "$K/cosign.key" "$CR" "$T/ca/ca.crt"
+"$BUNDLE_SIGN" "$R" edge/bundlewrongkey "$D" "$SZ" "$K/cosign2.key" "$CR" "$T/ca/ca.crt"
+"$BUNDLE_SIGN" "$R" edge/bundleotherdigest "$D" "$SZ" "$K/cosign.key" "$CR" "$T/ca/ca.crt" "sha256:$(printf '%064d' 2)"
 
 efv() { "$EF" pull --quiet --store "$T/store" --ca-file "$T/ca/ca.crt" --creds "$CR" --verify-key "$K/cosign.pub" "$@"; }
 run 0 "cosign: a valid signature" efv --output "oci:$T/o-signed" "$R/edge/signed:1.0"
@@ -167,6 +174,11 @@ run 0 "cosign: a signed multi-arch index, pulled for arm64" efv --platform linux
 run 0 "cosign: by digest" efv "$R/edge/signed@$D"
 run 5 "cosign: an Ed25519 key is an unknown algorithm -> exit 5" "$EF" pull --quiet --store "$T/store" \
 	--ca-file "$T/ca/ca.crt" --creds "$CR" --verify-key "$K/ed.pub" "$R/edge/signed:1.0"
+run 0 "cosign v3: a sigstore bundle found through the referrers tag" efv --output "oci:$T/o-bundled" "$R/edge/bundled:1.0"
+run 5 "cosign v3: a bundle signed with another key -> exit 5" efv "$R/edge/bundlewrongkey:1.0"
+check "cosign v3: wrong key: says so" grep -q "bundle signature does not verify" "$T/err"
+run 5 "cosign v3: a bundle whose statement names another digest -> exit 5" efv "$R/edge/bundleotherdigest:1.0"
+check "cosign v3: other digest: says so" grep -q "does not sign" "$T/err"
 printf 'not a key\n' >"$T/junk.pub"
 run 5 "cosign: a malformed key -> exit 5" "$EF" pull --quiet --store "$T/store" \
 	--ca-file "$T/ca/ca.crt" --creds "$CR" --verify-key "$T/junk.pub" "$R/edge/signed:1.0"

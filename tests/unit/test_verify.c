@@ -261,6 +261,37 @@ cosign__payload_strict (void **state)
 }
 
 static void
+cosign__bundle_hostile_fails (void **state)
+{
+  static const char *bad[] = {
+    "",
+    "[]",
+    "{\"mediaType\":\"application/vnd.dev.sigstore.bundle.v0.3+json\"}",
+    "{\"mediaType\":\"application/vnd.dev.sigstore.bundle.v0.3+json\",\"dsseEnvelope\":{\"payload\":\"e30=\","
+    "\"payloadType\":\"application/vnd.in-toto+json\",\"signatures\":[]}}",
+    "{\"mediaType\":\"application/vnd.dev.sigstore.bundle.v0.3+json\",\"dsseEnvelope\":{\"payload\":\"e30=\","
+    "\"payloadType\":\"text/plain\",\"signatures\":[{\"sig\":\"AAAA\"}]}}",
+    "{\"mediaType\":\"application/vnd.dev.sigstore.bundle.v0.3+json\",\"dsseEnvelope\":{\"payload\":\"!!\","
+    "\"payloadType\":\"application/vnd.in-toto+json\",\"signatures\":[{\"sig\":\"AAAA\"}]}}",
+    "{\"mediaType\":\"application/vnd.dev.sigstore.bundle.v0.3+json\",\"dsseEnvelope\":{\"payload\":\"e30=\","
+    "\"payloadType\":\"application/vnd.in-toto+json\",\"signatures\":[{\"sig\":\"AAAA\"}]}}",
+    NULL,
+  };
+  size_t klen;
+  cleanup_free char *pem = vec_read ("cosign/keys/cosign.pub", &klen);
+  vfy_cosign_key *k = NULL;
+
+  (void) state;
+  assert_int_equal (vfy_cosign_key_from_pem (&k, pem, klen, NULL), 0);
+  for (const char **p = bad; *p; p++)
+    if (vfy_cosign_verify_bundle (k, *p, strlen (*p), "sha256:634a8f35b5f16dcf4aaa0822adc0b1964bb786fca12f6831de8ddc45e5986a00",
+                                  NULL)
+        == 0)
+      fail_msg ("accepted bundle %s", *p);
+  vfy_cosign_key_free (k);
+}
+
+static void
 cosign__key_forms (void **state)
 {
   vfy_cosign_key *k = NULL;
@@ -284,7 +315,7 @@ main (void)
     cmocka_unit_test (rsapss__vectors),        cmocka_unit_test (rsapss__key_forms),
     cmocka_unit_test (rsapss__hostile_fails),  cmocka_unit_test (deployment__images),
     cmocka_unit_test (cosign__vectors),        cmocka_unit_test (cosign__payload_strict),
-    cmocka_unit_test (cosign__key_forms),
+    cmocka_unit_test (cosign__key_forms),      cmocka_unit_test (cosign__bundle_hostile_fails),
   };
   return cmocka_run_group_tests_name ("verify", tests, NULL, NULL);
 }
