@@ -9,16 +9,7 @@ set -eu
 reg=$1 repo=$2 digest=$3 subject_size=$4 key=$5 creds=$6 ca=$7
 signed=${8:-$digest}
 BUNDLE=application/vnd.dev.sigstore.bundle.v0.3+json
-c() { curl -sSf --cacert "$ca" -u "$creds" "$@"; }
-upload() {
-	local f=$1 d loc
-	d=sha256:$(sha256sum <"$f" | cut -c1-64)
-	loc=$(c -X POST -D - -o /dev/null "https://$reg/v2/$repo/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
-	case $loc in http*) ;; *) loc=https://$reg$loc ;; esac
-	case $loc in *\?*) loc="$loc&digest=$d" ;; *) loc="$loc?digest=$d" ;; esac
-	c -X PUT -H "Content-Type: application/octet-stream" --data-binary "@$f" "$loc" >/dev/null
-	echo "$d"
-}
+source "$(dirname "$0")/registry-api.sh"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 printf '{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"%s/%s","digest":{"sha256":"%s"}}],"predicateType":"https://sigstore.dev/cosign/sign/v1","predicate":{}}' \

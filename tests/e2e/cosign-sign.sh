@@ -8,16 +8,7 @@ set -eu
 reg=$1 repo=$2 digest=$3 key=$4 creds=$5 ca=$6
 ref=${7:-$reg/$repo}
 signed=${8:-$digest}
-c() { curl -sSf --cacert "$ca" -u "$creds" "$@"; }
-upload() { # upload FILE: monolithic blob upload
-	local f=$1 d loc
-	d=sha256:$(sha256sum <"$f" | cut -c1-64)
-	loc=$(c -X POST -D - -o /dev/null "https://$reg/v2/$repo/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
-	case $loc in http*) ;; *) loc=https://$reg$loc ;; esac
-	case $loc in *\?*) loc="$loc&digest=$d" ;; *) loc="$loc?digest=$d" ;; esac
-	c -X PUT -H "Content-Type: application/octet-stream" --data-binary "@$f" "$loc" >/dev/null
-	echo "$d"
-}
+source "$(dirname "$0")/registry-api.sh"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 printf '{"critical":{"identity":{"docker-reference":"%s"},"image":{"docker-manifest-digest":"%s"},"type":"cosign container image signature"},"optional":null}' \
