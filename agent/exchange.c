@@ -75,12 +75,6 @@ exchange_escape (exchange *ex, const char *s)
   return r;
 }
 
-static size_t
-collect (char *p, size_t size, size_t n, void *ud)
-{
-  return ef_buf_append (ud, p, size * n) < 0 ? 0 : size * n;
-}
-
 /* One request with retries; *body gets the response. */
 static int
 request (exchange *ex, const char *path, const char *post, long *status, struct ef_buf *body, ef_err **err)
@@ -112,7 +106,7 @@ request (exchange *ex, const char *path, const char *post, long *status, struct 
       curl_easy_setopt (ex->e, CURLOPT_USERNAME, ex->user);
       curl_easy_setopt (ex->e, CURLOPT_PASSWORD, ex->token);
       curl_easy_setopt (ex->e, CURLOPT_HTTPHEADER, h);
-      curl_easy_setopt (ex->e, CURLOPT_WRITEFUNCTION, collect);
+      curl_easy_setopt (ex->e, CURLOPT_WRITEFUNCTION, ef_buf_write_cb);
       curl_easy_setopt (ex->e, CURLOPT_WRITEDATA, body);
       curl_easy_setopt (ex->e, CURLOPT_ERRORBUFFER, errbuf);
       if (ex->hub_cert)

@@ -118,12 +118,6 @@ pump_start (struct pump *pu, pthread_t *th, int *rfd, ef_err **err)
 /* ---- the Docker Engine API over its unix socket ---- */
 
 static size_t
-collect (char *p, size_t size, size_t n, void *ud)
-{
-  return ef_buf_append (ud, p, size * n) < 0 ? 0 : size * n;
-}
-
-static size_t
 read_fd (char *buf, size_t size, size_t n, void *ud)
 {
   ssize_t r;
@@ -149,7 +143,7 @@ api (const struct runtime_spec *rt, const char *method, const char *path, int bo
   curl_easy_setopt (e, CURLOPT_URL, url);
   curl_easy_setopt (e, CURLOPT_CUSTOMREQUEST, method);
   curl_easy_setopt (e, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt (e, CURLOPT_WRITEFUNCTION, collect);
+  curl_easy_setopt (e, CURLOPT_WRITEFUNCTION, ef_buf_write_cb);
   curl_easy_setopt (e, CURLOPT_WRITEDATA, out);
   curl_easy_setopt (e, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt (e, CURLOPT_CONNECTTIMEOUT, 10L);

@@ -683,10 +683,14 @@ agent_sync (struct sync_ctx *s, ef_err **err)
     }
     if (!json_is_string (json_object_get (best, "version")))
       continue;
-    if (resolve (s, org, url, json_string_value (json_object_get (best, "version")), NULL, arch, &v, &e) < 0
-        || (v.overrides = json_string_value (json_object_get (best, "deployment_overrides")),
-            v.overrides_sig = json_string_value (json_object_get (best, "deployment_overrides_signature")),
-            collect (s, &v, all, &n, 0, &e) < 0))
+    rc = resolve (s, org, url, json_string_value (json_object_get (best, "version")), NULL, arch, &v, &e);
+    if (rc == 0)
+      {
+        v.overrides = json_string_value (json_object_get (best, "deployment_overrides"));
+        v.overrides_sig = json_string_value (json_object_get (best, "deployment_overrides_signature"));
+        rc = collect (s, &v, all, &n, 0, &e);
+      }
+    if (rc < 0)
       {
         if (ef_err_code (e) != EF_NOTFOUND && ef_err_code (e) != EF_VERIFY && ef_err_code (e) != EF_USAGE)
           {

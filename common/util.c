@@ -127,6 +127,12 @@ ef_buf_append (struct ef_buf *b, const void *p, size_t n)
   return 0;
 }
 
+size_t
+ef_buf_write_cb (char *p, size_t size, size_t n, void *ud)
+{
+  return ef_buf_append (ud, p, size * n) < 0 ? 0 : size * n;
+}
+
 void
 ef_buf_dispose (struct ef_buf *b)
 {

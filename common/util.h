@@ -37,6 +37,9 @@ struct ef_buf
 void ef_buf_init (struct ef_buf *b, size_t max);
 int ef_buf_append (struct ef_buf *b, const void *p, size_t n);
 void ef_buf_dispose (struct ef_buf *b);
+/* A libcurl write callback appending to the struct ef_buf at ud; past its
+ * cap it returns 0, which makes curl stop the transfer. */
+size_t ef_buf_write_cb (char *p, size_t size, size_t n, void *ud);
 
 /* Parse a decimal number in [0, max] spanning the whole string. */
 int ef_parse_u64 (const char *s, uint64_t max, uint64_t *out);

@@ -52,7 +52,6 @@ struct host
   char *realm, *service;
   bool creds_loaded;
   struct auth_creds creds;
-  char *refresh_token;
   struct token *tokens;
 };
 
@@ -101,7 +100,6 @@ host_free (struct host *h)
   free (h->realm);
   free (h->service);
   auth_creds_dispose (&h->creds);
-  ef_free_secret (h->refresh_token);
   for (t = h->tokens; t; t = n)
     {
       n = t->next;
@@ -495,7 +493,7 @@ fetch_token (reg_client *c, struct host *h, const char *domain, const char *scop
                   cleanup_free char *eu = escape (e, h->creds.username);
                   cleanup_free char *ep = escape (e, h->creds.secret);
                   form = xasprintf ("grant_type=password&username=%s&password=%s&service=%s"
-                                    "&client_id=edgefetch&access_type=offline&scope=%s",
+                                    "&client_id=edgefetch&scope=%s",
                                     eu, ep, es, esc);
                   OPENSSL_cleanse (ep, strlen (ep));
                 }
@@ -578,12 +576,6 @@ fetch_token (reg_client *c, struct host *h, const char *domain, const char *scop
   t->value = tok.token;
   tok.token = NULL;
   t->expires_ms = ef_now_ms () + (tok.expires_in - 5) * 1000;
-  if (tok.refresh_token)
-    {
-      ef_free_secret (h->refresh_token);
-      h->refresh_token = tok.refresh_token;
-      tok.refresh_token = NULL;
-    }
 out:
   if (r.body.data)
     OPENSSL_cleanse (r.body.data, r.body.len);
@@ -994,15 +986,11 @@ int
 reg_client_get_referrers (reg_client *c, const struct reg_ref *ref, const char *digest, const char *artifact_type,
                           struct reg_manifest_resp *out, ef_err **err)
 {
-  CURL *e = curl_easy_init ();
-  char *at = curl_easy_escape (e, artifact_type, 0);
+  char *at = curl_easy_escape (NULL, artifact_type, 0);
   cleanup_free char *query = xasprintf ("?artifactType=%s", at ? at : "");
-  int rc;
 
   curl_free (at);
-  curl_easy_cleanup (e);
-  rc = get_document (c, ref, "referrers", digest, query, out, err);
-  return rc;
+  return get_document (c, ref, "referrers", digest, query, out, err);
 }
 
 /* ---- blob transfers ---- */
