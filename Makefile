@@ -13,8 +13,22 @@ WARN   := -Wall -Wextra -Wshadow -Wformat=2 -Wmissing-prototypes -Wstrict-protot
 HARDEN := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
 # libarchive is dlopen'ed when an archive is written (registry/export.c).
 PKGS   := libcurl libssl libcrypto jansson
-DEPCFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) libarchive)
-DEPLIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS)) -ldl
+# The Debian package that provides each pkg-config name, for the message below.
+DEB_libcurl    := libcurl4-openssl-dev
+DEB_libssl     := libssl-dev
+DEB_libcrypto  := libssl-dev
+DEB_jansson    := libjansson-dev
+DEB_libarchive := libarchive-dev
+DEB_cmocka     := libcmocka-dev
+# Asked of pkg-config only when a compile needs them, once, so that the
+# targets which first install the packages (demo, check, bench) work on a
+# machine that has none yet; a build without them stops with one line.
+missing = $(strip $(if $(shell command -v $(firstword $(PKG_CONFIG))),,pkg-config) \
+  $(foreach p,$(1),$(if $(shell $(PKG_CONFIG) --exists $(p) 2>/dev/null && echo y),,$(DEB_$(p)))))
+need = $(if $(call missing,$(1)),$(error missing build packages: $(sort $(call missing,$(1))); tests/deps.sh installs them (as root)))
+DEPCFLAGS = $(eval DEPCFLAGS := $(call need,$(PKGS) libarchive)$(shell $(PKG_CONFIG) --cflags $(PKGS) libarchive))$(DEPCFLAGS)
+DEPLIBS   = $(eval DEPLIBS := $(shell $(PKG_CONFIG) --libs $(PKGS)) -ldl)$(DEPLIBS)
+TESTLIBS  = $(eval TESTLIBS := $(call need,cmocka)$(shell $(PKG_CONFIG) --libs cmocka))$(TESTLIBS)
 ALLCFLAGS  = -std=c11 -D_GNU_SOURCE -DEF_VERSION=\"$(VERSION)\" $(WARN) $(HARDEN) $(DEPCFLAGS) $(CFLAGS) -MMD -MP
 ALLLDFLAGS = -pie -Wl,-z,relro,-z,now $(LDFLAGS)
 
@@ -45,7 +59,7 @@ $(BUILDDIR)/%.o: %.c
 
 $(BUILDDIR)/tests/%: tests/unit/%.c $(AGENT_OBJS) $(LIB_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALLCFLAGS) $(ALLLDFLAGS) -o $@ $^ $(DEPLIBS) $(shell $(PKG_CONFIG) --libs cmocka)
+	$(CC) $(ALLCFLAGS) $(ALLLDFLAGS) -o $@ $^ $(DEPLIBS) $(TESTLIBS)
 
 $(BUILDDIR)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/driver.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
@@ -79,7 +93,7 @@ unit-bins: $(UNIT_BINS)
 
 unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do \
-	  EF_VECTORS=$(CURDIR)/../shared/vectors $$t || fail=1; done; exit $$fail
+	  EF_VECTORS=$(CURDIR)/tests/vectors $$t || fail=1; done; exit $$fail
 
 # The end-to-end suites drive the ASan/UBSan build of edgefetch, so a leak
 # or an overflow on any path they reach fails the test that reached it.
@@ -94,14 +108,19 @@ check: deps lint
 deps:
 	@tests/deps.sh
 
-bench: deps edgefetch
+# These first install what they need, then build in a new make, which asks
+# pkg-config about the packages just installed.
+bench: deps
+	@$(MAKE) --no-print-directory edgefetch
 	tests/bench.sh
 
 # The package under a real systemd (also part of make check).
-check-system: deps edgefetch
+check-system: deps
+	@$(MAKE) --no-print-directory edgefetch
 	tests/e2e/system.sh
 
-demo: deps edgefetch
+demo: deps
+	@$(MAKE) --no-print-directory edgefetch
 	tests/demo.sh
 
 # The libraries return errors; only agent/ prints or exits.
@@ -150,7 +169,7 @@ cross: cross-check-arch
 check-cross: cross
 	$(MAKE) --no-print-directory $(CROSS_ENV) unit-bins
 	@fail=0; for t in $(UNIT_SRCS:tests/unit/%.c=build/$(ARCH)/tests/%); do \
-	  EF_VECTORS=$(CURDIR)/../shared/vectors $(QEMU_$(ARCH)) -L $(SYSROOT) $$t || fail=1; done; exit $$fail
+	  EF_VECTORS=$(CURDIR)/tests/vectors $(QEMU_$(ARCH)) -L $(SYSROOT) $$t || fail=1; done; exit $$fail
 
 # ---- a Debian package: make deb ARCH=amd64|arm64|armhf ----
 DEBROOT = build/deb-$(ARCH)

@@ -1,5 +1,5 @@
 /* test_auth.c: challenges, realms, token bodies and docker configs, from
- * the vectors other projects' tests use (shared/vectors/auth). */
+ * the vectors other projects' tests use (tests/vectors/auth). */
 #include <sys/stat.h>
 #include <unistd.h>
 

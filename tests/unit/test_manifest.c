@@ -1,5 +1,5 @@
 /* test_manifest.c: manifests, indexes and platform choice, against the
- * containers/image and image-spec fixtures in shared/vectors/manifests. */
+ * containers/image and image-spec fixtures in tests/vectors/manifests. */
 #include "../../registry/manifest.h"
 #include "../../verify/digest.h"
 #include "vectors.h"

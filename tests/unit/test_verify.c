@@ -1,5 +1,5 @@
 /* test_verify.c: RSA-PSS deployment signatures made by Go (rsapss-tool,
- * hzn) and cosign signatures made by cosign, from shared/vectors. */
+ * hzn) and cosign signatures made by cosign, from tests/vectors. */
 #include <stdbool.h>
 #include <time.h>
 

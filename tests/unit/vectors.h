@@ -1,4 +1,4 @@
-/* vectors.h: reading ../shared/vectors from unit tests. */
+/* vectors.h: reading tests/vectors (other projects' files, see its README) from unit tests. */
 #ifndef EF_TEST_VECTORS_H
 #define EF_TEST_VECTORS_H
 
@@ -18,7 +18,7 @@ static inline char *
 vec_path (const char *rel)
 {
   const char *base = getenv ("EF_VECTORS");
-  return xasprintf ("%s/%s", base ? base : "../shared/vectors", rel);
+  return xasprintf ("%s/%s", base ? base : "tests/vectors", rel);
 }
 
 /* Read a vector file; fails the test when it is missing. */
@@ -29,7 +29,14 @@ vec_read (const char *rel, size_t *len)
   size_t n = 0;
 
   if (ef_read_file (path, 64u << 20, &buf, &n) < 0)
-    fail_msg ("cannot read vector %s", path);
+    {
+      /* fail_msg jumps out of the test: free first, so that a missing
+         vector is one clear failure and not also a leak report. */
+      char msg[512];
+      snprintf (msg, sizeof msg, "cannot read vector %s (run from the top of the tree, or set EF_VECTORS)", path);
+      free (path);
+      fail_msg ("%s", msg);
+    }
   free (path);
   if (len)
     *len = n;
