@@ -181,7 +181,7 @@ cmd_pull (int argc, char **argv)
     rc = reg_export (store, res->manifest_digest, ref, fmt, out_path, &err);
   if (rc == 0 && runtime_s)
     {
-      rc = runtime_handoff (&rt, store, res->manifest_digest, res->config_digest, ref, &rres, &err);
+      rc = runtime_handoff (&rt, store, res, ref, &rres, &err);
       if (rc < 0)
         ef_err_wrap (&err, "hand over to %s", runtime_name (&rt));
     }

@@ -16,7 +16,10 @@
 #include "../registry/export.h"
 #include "runtime.h"
 
-#define API "http://localhost/v1.41"
+/* The Docker Engine API (dockerd, and podman's compatible one) and
+ * podman's own libpod API, over the runtime's unix socket. */
+#define ENGINE "/v1.41"
+#define LIBPOD "/v4.0.0/libpod"
 #define RESP_MAX (4u << 20)
 
 extern char **environ;
@@ -73,6 +76,7 @@ struct pump
 {
   const reg_store *s;
   const char *digest;
+  const char *index_digest;
   const struct reg_ref *ref;
   enum reg_export_format fmt;
   int fd;
@@ -90,7 +94,7 @@ static void *
 pump_main (void *p)
 {
   struct pump *pu = p;
-  pu->rc = reg_export_stream (pu->s, pu->digest, pu->ref, pu->fmt, pipe_sink, &pu->fd, &pu->err);
+  pu->rc = reg_export_stream (pu->s, pu->digest, pu->index_digest, pu->ref, pu->fmt, pipe_sink, &pu->fd, &pu->err);
   close (pu->fd);
   pu->fd = -1;
   return NULL;
@@ -131,7 +135,7 @@ static int
 api (const struct runtime_spec *rt, const char *method, const char *path, int body_fd, const char *ctype,
      long *status, struct ef_buf *out, ef_err **err)
 {
-  cleanup_free char *url = xasprintf (API "%s", path);
+  cleanup_free char *url = xasprintf ("http://localhost%s", path);
   char errbuf[CURL_ERROR_SIZE] = "";
   struct curl_slist *h = NULL;
   CURL *e = curl_easy_init ();
@@ -182,7 +186,7 @@ image_id (const struct runtime_spec *rt, const char *name, char *id, size_t len,
   long st;
   char *enc = curl_easy_escape (NULL, name, 0);
 
-  path = xasprintf ("/images/%s/json", enc);
+  path = xasprintf (ENGINE "/images/%s/json", enc);
   curl_free (enc);
   id[0] = '\0';
   if (api (rt, "GET", path, -1, NULL, &st, &b, err) < 0)
@@ -220,36 +224,49 @@ stream_error (const char *text, char *buf, size_t len)
   return NULL;
 }
 
+/* Docker gets a docker-archive, the only archive docker 20.10 reads; a
+ * digest-only reference gets the tag sha256-<hex> there, since a tag
+ * cannot hold '@'.  Podman gets an OCI archive through libpod: it keeps
+ * the manifest as it is, so the image answers to NAME@DIGEST as well. */
 static int
-handoff_engine (const struct runtime_spec *rt, const reg_store *s, const char *manifest_digest,
-                const char *config_digest, const struct reg_ref *ref, struct runtime_result *out, ef_err **err)
+handoff_engine (const struct runtime_spec *rt, const reg_store *s, const struct reg_pull_result *res,
+                const struct reg_ref *ref, struct runtime_result *out, ef_err **err)
 {
+  const char *manifest_digest = res->manifest_digest, *config_digest = res->config_digest;
+  bool podman = rt->kind == RT_PODMAN;
   cleanup_free char *repo = NULL, *tag = NULL, *tagpath = NULL;
   char id[128], msg[512];
   struct ef_buf b;
   long st;
   int rc;
 
-  /* docker's short name for Docker Hub; a digest-only reference gets the
-   * tag sha256-<hex>, since a tag cannot hold '@'. */
-  repo = strcmp (ref->domain, "docker.io") == 0
+  /* docker's short name for Docker Hub */
+  repo = strcmp (ref->domain, "docker.io") == 0 && !podman
              ? xstrdup (strncmp (ref->path, "library/", 8) == 0 ? ref->path + 8 : ref->path)
              : xasprintf ("%s/%s", ref->domain, ref->path);
-  tag = ref->tag ? xstrdup (ref->tag) : xasprintf ("sha256-%s", manifest_digest + 7);
-  snprintf (out->name, sizeof out->name, "%s:%s", repo, tag);
+  if (ref->tag)
+    tag = xstrdup (ref->tag);
+  else if (!podman)
+    tag = xasprintf ("sha256-%s", manifest_digest + 7);
+  if (tag)
+    snprintf (out->name, sizeof out->name, "%s:%s", repo, tag);
+  else
+    snprintf (out->name, sizeof out->name, "%s@%s", repo, res->index_digest ? res->index_digest : manifest_digest);
 
-  if (image_id (rt, config_digest, id, sizeof id, err) < 0)
+  if (image_id (rt, podman ? out->name : config_digest, id, sizeof id, err) < 0)
     return -EF_LOCAL;
   out->sent = strcmp (id, config_digest) != 0;
   if (out->sent)
     {
-      struct pump pu = { s, manifest_digest, ref, REG_EXPORT_DOCKER_ARCHIVE, -1, NULL, 0 };
+      struct pump pu = { s, manifest_digest, res->index_digest, ref,
+                         podman ? REG_EXPORT_OCI_ARCHIVE : REG_EXPORT_DOCKER_ARCHIVE, -1, NULL, 0 };
       pthread_t th;
       int rfd;
 
       if (pump_start (&pu, &th, &rfd, err) < 0)
         return -EF_LOCAL;
-      rc = api (rt, "POST", "/images/load?quiet=1", rfd, "Content-Type: application/x-tar", &st, &b, err);
+      rc = api (rt, "POST", podman ? LIBPOD "/images/load" : ENGINE "/images/load?quiet=1", rfd,
+                "Content-Type: application/x-tar", &st, &b, err);
       close (rfd); /* a writer still going gets EPIPE and stops */
       pthread_join (th, NULL);
       if (rc == 0 && pu.rc < 0)
@@ -269,17 +286,19 @@ handoff_engine (const struct runtime_spec *rt, const reg_store *s, const char *m
     }
   /* Name it (the archive names tagged images already; this also moves an
    * existing tag to this image). */
-  {
-    char *er = curl_easy_escape (NULL, repo, 0), *et = curl_easy_escape (NULL, tag, 0);
-    tagpath = xasprintf ("/images/%s/tag?repo=%s&tag=%s", config_digest, er, et);
-    curl_free (er);
-    curl_free (et);
-  }
-  if (api (rt, "POST", tagpath, -1, NULL, &st, &b, err) < 0)
-    return -EF_LOCAL;
-  ef_buf_dispose (&b);
-  if (st != 201 && st != 200)
-    return ef_err_set (err, EF_LOCAL, "%s would not tag the image %s (HTTP %ld)", runtime_name (rt), out->name, st);
+  if (tag)
+    {
+      char *er = curl_easy_escape (NULL, repo, 0), *et = curl_easy_escape (NULL, tag, 0);
+      tagpath = xasprintf (ENGINE "/images/%s/tag?repo=%s&tag=%s", config_digest, er, et);
+      curl_free (er);
+      curl_free (et);
+      if (api (rt, "POST", tagpath, -1, NULL, &st, &b, err) < 0)
+        return -EF_LOCAL;
+      ef_buf_dispose (&b);
+      if (st != 201 && st != 200)
+        return ef_err_set (err, EF_LOCAL, "%s would not tag the image %s (HTTP %ld)", runtime_name (rt), out->name,
+                           st);
+    }
   if (image_id (rt, out->name, id, sizeof id, err) < 0)
     return -EF_LOCAL;
   if (strcmp (id, config_digest) != 0)
@@ -364,10 +383,13 @@ ctr_has (const struct runtime_spec *rt, const char *name, const char *digest, ef
 }
 
 static int
-handoff_containerd (const struct runtime_spec *rt, const reg_store *s, const char *manifest_digest,
+handoff_containerd (const struct runtime_spec *rt, const reg_store *s, const struct reg_pull_result *res,
                     const struct reg_ref *ref, struct runtime_result *out, ef_err **err)
 {
-  struct pump pu = { s, manifest_digest, ref, REG_EXPORT_OCI_ARCHIVE, -1, NULL, 0 };
+  /* containerd records the digest at the archive's top: the index, when
+   * the reference named one */
+  const char *manifest_digest = res->index_digest ? res->index_digest : res->manifest_digest;
+  struct pump pu = { s, res->manifest_digest, res->index_digest, ref, REG_EXPORT_OCI_ARCHIVE, -1, NULL, 0 };
   const char *args[] = { "images", "import", "-", NULL };
   struct ef_buf b;
   pthread_t th;
@@ -415,13 +437,13 @@ handoff_containerd (const struct runtime_spec *rt, const reg_store *s, const cha
 }
 
 int
-runtime_handoff (const struct runtime_spec *rt, const reg_store *s, const char *manifest_digest,
-                 const char *config_digest, const struct reg_ref *ref, struct runtime_result *out, ef_err **err)
+runtime_handoff (const struct runtime_spec *rt, const reg_store *s, const struct reg_pull_result *res,
+                 const struct reg_ref *ref, struct runtime_result *out, ef_err **err)
 {
   memset (out, 0, sizeof *out);
   if (rt->kind == RT_CONTAINERD)
-    return handoff_containerd (rt, s, manifest_digest, ref, out, err);
-  return handoff_engine (rt, s, manifest_digest, config_digest, ref, out, err);
+    return handoff_containerd (rt, s, res, ref, out, err);
+  return handoff_engine (rt, s, res, ref, out, err);
 }
 
 int
@@ -441,7 +463,7 @@ runtime_remove (const struct runtime_spec *rt, const char *name, ef_err **err)
     }
   {
     char *enc = curl_easy_escape (NULL, name, 0);
-    cleanup_free char *path = xasprintf ("/images/%s", enc);
+    cleanup_free char *path = xasprintf (ENGINE "/images/%s", enc);
     curl_free (enc);
     if (api (rt, "DELETE", path, -1, NULL, &st, &b, err) < 0)
       return -EF_LOCAL;

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 
 #include "../common/err.h"
+#include "../registry/pull.h"
 #include "../registry/ref.h"
 #include "../registry/store.h"
 
@@ -34,14 +35,15 @@ struct runtime_result
   char name[600];    /* the name it has there */
 };
 
-/* Give the runtime image manifest_digest (config_digest is its ID) under
- * ref's name.  Docker and podman get a docker-archive streamed to
- * POST /images/load; containerd gets an OCI archive streamed to
- * `ctr images import`.  Afterwards the runtime's image must be this one
- * (the ID for docker and podman, the manifest digest for containerd):
- * anything else is EF_LOCAL. */
-int runtime_handoff (const struct runtime_spec *rt, const reg_store *s, const char *manifest_digest,
-                     const char *config_digest, const struct reg_ref *ref, struct runtime_result *out, ef_err **err);
+/* Give the runtime the image res pulled, under ref's name.  Docker gets a
+ * docker-archive streamed to POST /images/load; podman an OCI archive
+ * through libpod's load and containerd one through `ctr images import`,
+ * both topped by the index when the reference named one, so that they
+ * know the image by the digest a deployment pins.  Afterwards the
+ * runtime's image must be this one (the ID for docker and podman, the
+ * digest for containerd): anything else is EF_LOCAL. */
+int runtime_handoff (const struct runtime_spec *rt, const reg_store *s, const struct reg_pull_result *res,
+                     const struct reg_ref *ref, struct runtime_result *out, ef_err **err);
 
 /* Remove the name the agent gave an image.  Docker and podman untag it
  * (the image goes when no other name holds it and no container uses it);

@@ -408,7 +408,7 @@ sync_service (struct sync_ctx *s, struct svc *v, json_t *entry, ef_err **err)
       json_array_append_new (images, img);
       if (s->cfg->runtime)
         {
-          rc = runtime_handoff (&rt, s->store, res->manifest_digest, res->config_digest, ref, &rres, err);
+          rc = runtime_handoff (&rt, s->store, res, ref, &rres, err);
           if (rc < 0)
             ef_err_wrap (err, "hand %s to %s", *r, runtime_name (&rt));
           else

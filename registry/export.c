@@ -159,11 +159,12 @@ docker_name (const struct reg_ref *ref)
   return xasprintf ("%s/%s:%s", ref->domain, p, ref->tag);
 }
 
+/* The entry of index.json for the manifest (or index) digest of media
+ * type mt, named after ref: the tag, or the digest the reference pins. */
 static json_t *
-index_entry (const struct image *im, const char *digest, const struct reg_ref *ref)
+index_entry (const char *mt, const char *digest, size_t size, const struct reg_ref *ref)
 {
-  json_t *e = json_pack ("{s:s, s:s, s:I}", "mediaType", reg_manifest_media_type (im->m), "digest", digest, "size",
-                         (json_int_t) im->manifest_len);
+  json_t *e = json_pack ("{s:s, s:s, s:I}", "mediaType", mt, "digest", digest, "size", (json_int_t) size);
   if (ref && ref->tag)
     {
       cleanup_free char *canonical = xasprintf ("%s/%s:%s", ref->domain, ref->path, ref->tag);
@@ -279,13 +280,17 @@ add_blob (struct archive *a, struct sink *k, const reg_store *s, const char *nam
   return 0;
 }
 
+/* The OCI layout as a tar.  With top (the index the reference named, as
+ * the store holds it), index.json points at that index, so that a
+ * runtime records the image under the digest a deployment pins. */
 static int
 write_oci (struct archive *a, struct sink *k, const reg_store *s, const struct image *im, const char *digest,
-           const struct reg_ref *ref, ef_err **err)
+           const struct image *top, const char *top_digest, const struct reg_ref *ref, ef_err **err)
 {
   static const char layout[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
-  json_t *index = json_pack ("{s:i, s:s, s:[o]}", "schemaVersion", 2, "mediaType", MT_OCI_INDEX, "manifests",
-                             index_entry (im, digest, ref));
+  json_t *entry = top ? index_entry (reg_manifest_media_type (top->m), top_digest, top->manifest_len, ref)
+                      : index_entry (reg_manifest_media_type (im->m), digest, im->manifest_len, ref);
+  json_t *index = json_pack ("{s:i, s:s, s:[o]}", "schemaVersion", 2, "mediaType", MT_OCI_INDEX, "manifests", entry);
   cleanup_free char *text = json_dumps (index, JSON_COMPACT);
   struct reg_desc mdesc = { .digest = (char *) digest, .size = (int64_t) im->manifest_len };
   const struct reg_desc *cfg = reg_manifest_config (im->m);
@@ -296,6 +301,12 @@ write_oci (struct archive *a, struct sink *k, const reg_store *s, const struct i
       || add_buf (a, k, "index.json", text, strlen (text), err) < 0 || add_dir (a, k, "blobs/", err) < 0
       || add_dir (a, k, "blobs/sha256/", err) < 0)
     return -EF_LOCAL;
+  if (top)
+    {
+      snprintf (name, sizeof name, "blobs/sha256/%s", top_digest + 7);
+      if (add_buf (a, k, name, top->manifest, top->manifest_len, err) < 0)
+        return -EF_LOCAL;
+    }
   snprintf (name, sizeof name, "blobs/sha256/%s", digest + 7);
   if (add_blob (a, k, s, name, &mdesc, err) < 0)
     return -EF_LOCAL;
@@ -358,23 +369,47 @@ write_docker (struct archive *a, struct sink *k, const reg_store *s, const struc
   return rc;
 }
 
+/* The index the reference named, as the store holds it: it must list
+ * manifest_digest. */
+static int
+index_load (const reg_store *s, const char *digest, const char *manifest_digest, struct image *im, ef_err **err)
+{
+  memset (im, 0, sizeof *im);
+  if (reg_store_read (s, digest, REG_MANIFEST_MAX, &im->manifest, &im->manifest_len, err) < 0)
+    return -EF_LOCAL;
+  if (reg_manifest_parse (&im->m, im->manifest, im->manifest_len, NULL, err) < 0)
+    return -EF_LOCAL;
+  if (reg_manifest_kind (im->m) != REG_INDEX)
+    return ef_err_set (err, EF_LOCAL, "%s is not an index", digest);
+  for (size_t i = 0; i < reg_manifest_count (im->m); i++)
+    if (strcmp (reg_manifest_entry (im->m, i)->digest, manifest_digest) == 0)
+      return 0;
+  return ef_err_set (err, EF_LOCAL, "index %s does not list %s", digest, manifest_digest);
+}
+
 int
-reg_export_stream (const reg_store *s, const char *manifest_digest, const struct reg_ref *ref,
-                   enum reg_export_format fmt, reg_sink_fn fn, void *payload, ef_err **err)
+reg_export_stream (const reg_store *s, const char *manifest_digest, const char *index_digest,
+                   const struct reg_ref *ref, enum reg_export_format fmt, reg_sink_fn fn, void *payload,
+                   ef_err **err)
 {
   struct sink k = { fn, payload, 0 };
-  struct image im;
+  struct image im, top;
   struct archive *a;
+  bool with_index = index_digest != NULL && fmt == REG_EXPORT_OCI_ARCHIVE;
   int rc;
 
+  memset (&top, 0, sizeof top);
   if (fmt == REG_EXPORT_OCI_DIR)
     return ef_err_set (err, EF_USAGE, "an OCI directory is not a stream");
   if (la_load (err) < 0)
     return -EF_LOCAL;
   rc = image_load (s, manifest_digest, &im, err);
+  if (rc == 0 && with_index)
+    rc = index_load (s, index_digest, manifest_digest, &top, err);
   if (rc < 0)
     {
       image_dispose (&im);
+      image_dispose (&top);
       return rc;
     }
   a = archive_write_new ();
@@ -384,13 +419,14 @@ reg_export_stream (const reg_store *s, const char *manifest_digest, const struct
   if (archive_write_open2 (a, &k, NULL, sink_write, NULL, NULL) != ARCHIVE_OK)
     rc = archive_fail (a, &k, err);
   else if (fmt == REG_EXPORT_OCI_ARCHIVE)
-    rc = write_oci (a, &k, s, &im, manifest_digest, ref, err);
+    rc = write_oci (a, &k, s, &im, manifest_digest, with_index ? &top : NULL, index_digest, ref, err);
   else
     rc = write_docker (a, &k, s, &im, ref, err);
   if (rc == 0 && archive_write_close (a) != ARCHIVE_OK)
     rc = archive_fail (a, &k, err);
   archive_write_free (a);
   image_dispose (&im);
+  image_dispose (&top);
   return rc;
 }
 
@@ -502,7 +538,7 @@ export_dir (const reg_store *s, const char *digest, const struct reg_ref *ref, c
         i--;
       }
   }
-  json_array_append_new (list, index_entry (&im, digest, ref));
+  json_array_append_new (list, index_entry (reg_manifest_media_type (im.m), digest, im.manifest_len, ref));
   text = json_dumps (index, JSON_COMPACT);
   rc = write_file_atomic (layout_path, "{\"imageLayoutVersion\":\"1.0.0\"}", err);
   if (rc == 0)
@@ -526,7 +562,7 @@ reg_export (const reg_store *s, const char *manifest_digest, const struct reg_re
   fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0)
     return ef_err_sys (err, EF_LOCAL, errno, "create %s", path);
-  rc = reg_export_stream (s, manifest_digest, ref, fmt, fd_sink, &fd, err);
+  rc = reg_export_stream (s, manifest_digest, NULL, ref, fmt, fd_sink, &fd, err);
   if (rc == 0 && fsync (fd) < 0)
     rc = ef_err_sys (err, EF_LOCAL, errno, "fsync %s", path);
   close (fd);

@@ -24,9 +24,13 @@ int reg_export_parse (const char *spec, enum reg_export_format *fmt, const char 
 typedef int (*reg_sink_fn) (void *payload, const void *buf, size_t len);
 
 /* Stream an archive of image manifest_digest (in s) to sink.  ref names
- * the image inside the archive (RepoTags, ref.name); it may be NULL. */
-int reg_export_stream (const reg_store *s, const char *manifest_digest, const struct reg_ref *ref,
-                       enum reg_export_format fmt, reg_sink_fn sink, void *payload, ef_err **err);
+ * the image inside the archive (RepoTags, ref.name); it may be NULL.
+ * index_digest (or NULL) is the index the reference named: an OCI archive
+ * then has that index at its top, listing the image, so that a runtime
+ * knows the image by the digest the reference pins. */
+int reg_export_stream (const reg_store *s, const char *manifest_digest, const char *index_digest,
+                       const struct reg_ref *ref, enum reg_export_format fmt, reg_sink_fn sink, void *payload,
+                       ef_err **err);
 
 /* Write to path: archives go to a temporary file renamed at the end; an
  * OCI directory gets hard links (or copies) of the blobs, and index.json

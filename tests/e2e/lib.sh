@@ -126,3 +126,29 @@ start_exchange_sim() {
 
 # pub WHAT ARGS...: publish to the simulator as hzn would (tests/e2e/hzn_publish.py).
 pub() { "$PY" "$TOP/tests/e2e/hzn_publish.py" "$1" --sim "$SIM" --ca "$T/ca/ca.crt" "${@:2}"; }
+
+# umount_T: runtimes leave mounts under $T; clear them before it goes.
+umount_T() {
+	awk -v t="$T" 'index($2, t) == 1 {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
+	return 0
+}
+
+# start_podman DIR: a podman API service with its own directories under DIR;
+# sets PODMAN (the CLI on those directories), PODMAN_SOCK, PODMAN_PID and PODMAN_RUN
+# (what `podman run` needs on these machines).
+start_podman() {
+	local d=$1 i
+	mkdir -p "$d"
+	PODMAN="podman --root $d/root --runroot $d/run --tmpdir $d/tmp --cgroup-manager=cgroupfs --events-backend=file"
+	PODMAN_SOCK=$d/podman.sock
+	PODMAN_RUN="run --rm --runtime runc --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024"
+	$PODMAN system service --time=0 "unix://$PODMAN_SOCK" >>"$d/podman.log" 2>&1 &
+	PODMAN_PID=$!
+	PIDS+=($!)
+	for i in $(seq 100); do
+		curl -sf --unix-socket "$PODMAN_SOCK" http://d/_ping >/dev/null && return 0
+		sleep 0.1
+	done
+	echo "podman did not start: $(tail -n 3 "$d/podman.log")" >&2
+	return 1
+}

@@ -2,6 +2,7 @@
 """Build OCI image layouts for the tests, without a network or a daemon.
 
   mkimage.py image OUT --tag T [--busybox] [--random-mb N ...] [--random-kb N ...] [--platform OS/ARCH[/V]] [--note TEXT]
+      [--cmd JSON-ARRAY]
   mkimage.py index OUT --tag T --platform linux/amd64 --platform linux/arm64/v8 ...
 
 Layers are gzip'd tars (level 1); configs carry the right diff_ids, so
@@ -98,7 +99,7 @@ def add_random(tar, name, nbytes, seed):
     tar.addfile(ti, io.BufferedReader(Rand(), 1 << 20))
 
 
-def build_image(out, platform, busybox, random_sizes, note, bad_diff_id=False):
+def build_image(out, platform, busybox, random_sizes, note, bad_diff_id=False, cmd=None):
     os_, arch, *rest = platform.split("/")
     variant = rest[0] if rest else None
     layers, diff_ids = [], []
@@ -116,7 +117,7 @@ def build_image(out, platform, busybox, random_sizes, note, bad_diff_id=False):
     if bad_diff_id:  # a config that lies about its layers: runtimes must refuse it
         diff_ids[-1] = "sha256:" + "0" * 64
     config = {"architecture": arch, "os": os_, "created": "2026-01-01T00:00:00Z",
-              "config": {"Cmd": ["/bin/sh"], "Env": ["PATH=/bin"]},
+              "config": {"Cmd": cmd or ["/bin/sh"], "Env": ["PATH=/bin"]},
               "rootfs": {"type": "layers", "diff_ids": diff_ids},
               "history": [{"created": "2026-01-01T00:00:00Z", "created_by": "mkimage.py"} for _ in layers]}
     if variant:
@@ -156,14 +157,15 @@ def main():
     ap.add_argument("--random-kb", type=int, action="append", default=[], help="one more layer of N KiB")
     ap.add_argument("--note")
     ap.add_argument("--bad-diff-id", action="store_true", help="a config whose diff_ids do not match its layers")
+    ap.add_argument("--cmd", type=json.loads, help="the config's Cmd, a JSON array")
     a = ap.parse_args()
     new_layout(a.out)
     if a.kind == "image":
         sizes = [mb << 20 for mb in a.random_mb] + [kb << 10 for kb in a.random_kb]
-        desc = build_image(a.out, (a.platform or ["linux/amd64"])[0], a.busybox, sizes, a.note, a.bad_diff_id)
+        desc = build_image(a.out, (a.platform or ["linux/amd64"])[0], a.busybox, sizes, a.note, a.bad_diff_id, a.cmd)
         desc.pop("platform")
     else:
-        entries = [build_image(a.out, p, a.busybox, [], (a.note or "") + p) for p in a.platform]
+        entries = [build_image(a.out, p, a.busybox, [], (a.note or "") + p, cmd=a.cmd) for p in a.platform]
         index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}
         desc = dict(mediaType=OCI_INDEX, **put_blob(a.out, json.dumps(index, sort_keys=True).encode()))
     write_index(a.out, a.tag, desc)
