@@ -44,7 +44,7 @@ FUZZ_BINS  := $(FUZZ_NAMES:%=$(BUILDDIR)/fuzz/fuzz_%)
 FUZZ_SECONDS ?= 60
 
 .PHONY: all check deps unit unit-bins unit-asan fuzz-replay e2e demo install clean lint bench fuzz \
-	cross check-cross deb check-system
+	cross check-cross deb check-system check-newcomer
 all: edgefetch
 
 edgefetch: $(BUILDDIR)/edgefetch
@@ -118,6 +118,10 @@ bench: deps
 check-system: deps
 	@$(MAKE) --no-print-directory edgefetch
 	tests/e2e/system.sh
+
+# A fresh Debian 12 rootfs, a clone of HEAD, the README's two commands in it.
+check-newcomer: deps
+	tests/newcomer.sh
 
 demo: deps
 	@$(MAKE) --no-print-directory edgefetch

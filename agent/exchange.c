@@ -1,6 +1,7 @@
 /* exchange.c: node-authenticated JSON over libcurl, TLS with the system
  * CAs plus HZN_MGMT_HUB_CERT_PATH, timeouts as anax sets them. */
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <curl/curl.h>
@@ -111,6 +112,13 @@ request (exchange *ex, const char *path, const char *post, long *status, struct 
       curl_easy_setopt (ex->e, CURLOPT_ERRORBUFFER, errbuf);
       if (ex->hub_cert)
         {
+          const char *sys = curl_version_info (CURLVERSION_NOW)->cainfo;
+          /* a machine without ca-certificates trusts the hub CA alone */
+          if (sys == NULL || access (sys, R_OK) != 0)
+            {
+              curl_easy_setopt (ex->e, CURLOPT_CAINFO, NULL);
+              curl_easy_setopt (ex->e, CURLOPT_CAPATH, NULL);
+            }
           curl_easy_setopt (ex->e, CURLOPT_CA_CACHE_TIMEOUT, 0L);
           curl_easy_setopt (ex->e, CURLOPT_SSL_CTX_FUNCTION, add_hub_cert);
           curl_easy_setopt (ex->e, CURLOPT_SSL_CTX_DATA, ex->hub_cert);

@@ -71,6 +71,11 @@ check "status --json is the state" jq -e '.services | length == 2' "$T/out"
 check "state and logs hold no token" bash -c '! grep -rq "nodetok\|s3cret" "$1/state.json" "$2"' _ "$S" "$T/err"
 run 0 "a second sync fetches nothing new" "$EF" agent --config "$T/a.conf" --once
 check "second sync: no bytes fetched" [ "$(state '[.services[].images[].bytes_fetched] | add')" = 0 ]
+# A machine without ca-certificates (a fresh minbase): the hub CA and the registry's alone.
+conf "$T/noca.conf" "$T/store-noca"
+mkdir -p "$T/empty"
+run 0 "no system CA bundle: the hub CA is enough" unshare -m sh -c \
+	'mount --bind "$1" /etc/ssl/certs && exec "$2" agent --config "$3" --once' _ "$T/empty" "$EF" "$T/noca.conf"
 
 # ---- a service whose signature is bad is refused, the others go on ----
 BADID=$(service example.com.bad 1.0.0 "$R/edge/bad:1.0" --bad-signature)
