@@ -19,15 +19,16 @@ check "the README gives two commands (${CMDS[*]})" [ "${#CMDS[@]}" = 2 ]
 [ "${#CMDS[@]}" = 2 ] || { finish; exit 1; }
 
 BASE=$TOP/build/newcomer-rootfs
-if [ ! -f "$BASE/.complete" ]; then
+INCLUDE=git,make
+if [ "$(cat "$BASE/.complete" 2>/dev/null)" != "$INCLUDE" ]; then
 	mirror=$(grep -rhoE 'https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \
 		| grep -v security | head -n 1 | tr -d ' ')
 	rm -rf "$BASE"
-	mmdebstrap --mode=root --variant=minbase --include=git,make bookworm "$BASE" \
+	mmdebstrap --mode=root --variant=minbase --include="$INCLUDE" bookworm "$BASE" \
 		"deb $mirror bookworm main" "deb $mirror bookworm-updates main" \
 		"deb ${mirror%/debian*}/debian-security bookworm-security main" >"$T/mmdebstrap.log" 2>&1 \
 		|| { tail -n 5 "$T/mmdebstrap.log" >&2; setup_failed mmdebstrap; }
-	touch "$BASE/.complete"
+	echo "$INCLUDE" >"$BASE/.complete"
 fi
 ROOT=$T/rootfs
 cp -a "$BASE" "$ROOT"

@@ -9,14 +9,16 @@ source "$(dirname "$0")/testlib.sh"
 cd "$TOP"
 
 BASE=$TOP/build/system-rootfs
-if [ ! -f "$BASE/.complete" ]; then
+INCLUDE=systemd,systemd-sysv,dbus,procps,libcurl4,libssl3,libjansson4,libarchive13,ca-certificates
+# cached, and made again when the package list changes
+if [ "$(cat "$BASE/.complete" 2>/dev/null)" != "$INCLUDE" ]; then
 	mirror=$(grep -rhoE 'https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \
 		| grep -v security | head -n 1 | tr -d ' ')
 	rm -rf "$BASE"
 	mmdebstrap --mode=root --variant=minbase \
-		--include=systemd,systemd-sysv,dbus,libcurl4,libssl3,libjansson4,libarchive13,ca-certificates \
+		--include="$INCLUDE" \
 		bookworm "$BASE" "deb $mirror bookworm main" >"$T/mmdebstrap.log" 2>&1 || setup_failed mmdebstrap
-	touch "$BASE/.complete"
+	echo "$INCLUDE" >"$BASE/.complete"
 fi
 make -s deb ARCH=amd64 >/dev/null || setup_failed make deb
 DEB=$(ls build/edgefetch_*_amd64.deb | head -n 1)
