@@ -86,6 +86,17 @@ run 0 "a digest-pinned image to podman" efp --runtime "podman:$PODMAN_SOCK" "$R/
 check "digest-pinned: podman names it NAME@DIGEST" [ "$(jq -r .handoff.name "$T/out")" = "$R/edge/pinned@$PMD" ]
 check "digest-pinned: podman answers to NAME@DIGEST" \
 	curl -sf --unix-socket "$PODMAN_SOCK" "http://d/v4.0.0/libpod/images/$R/edge/pinned@$PMD/exists"
+python3 "$M" index "$T/img-multi" --tag 1.0 --busybox --note "multi on " \
+	--platform linux/amd64 --platform linux/arm64/v8 >/dev/null
+push "$T/img-multi:1.0" "$R/edge/multi:1.0" --dest-creds "$CR" --all
+XMD=$(manifest_of multi)
+run 0 "a multi-arch image pinned by its index digest to podman" efp --runtime "podman:$PODMAN_SOCK" "$R/edge/multi@$XMD"
+check "index digest: podman answers to NAME@INDEX" \
+	curl -sf --unix-socket "$PODMAN_SOCK" "http://d/v4.0.0/libpod/images/$R/edge/multi@$XMD/exists"
+run 0 "a multi-arch image pinned by its index digest to containerd" \
+	efp --runtime "containerd:$RT/cd/containerd.sock:edge" "$R/edge/multi@$XMD"
+check "index digest: ctr lists NAME@INDEX with the index digest" \
+	bash -c "$CTR images ls | grep '$R/edge/multi@$XMD' | grep -q 'index.v1+json'"
 
 run 0 "the small image runs in docker" $DOCKER run --rm --network none "$R/edge/tiny:1.0" echo hello-docker
 check "docker: it printed" grep -q hello-docker "$T/out"
@@ -188,5 +199,9 @@ kill "$reg_PID"
 wait "$reg_PID" 2>/dev/null
 run 0 "registry stopped: podman runs NAME@DIGEST" $PODMAN $PODMAN_RUN "$R/edge/pinned@$PMD" cat /etc/edgefetch-note
 check "registry stopped: it printed the image's own file" grep -qx pinned "$T/out"
+run 0 "registry stopped: podman runs NAME@INDEX" $PODMAN $PODMAN_RUN "$R/edge/multi@$XMD" cat /etc/edgefetch-note
+check "registry stopped: podman ran the amd64 image" grep -qx "multi on linux/amd64" "$T/out"
+run 0 "registry stopped: containerd runs NAME@INDEX" $CTR run --rm "$R/edge/multi@$XMD" t2 cat /etc/edgefetch-note
+check "registry stopped: containerd ran the amd64 image" grep -qx "multi on linux/amd64" "$T/out"
 
 finish
