@@ -15,6 +15,7 @@ if [ "$(cat "$BASE/.complete" 2>/dev/null)" != "$INCLUDE" ]; then
 	mirror=$(grep -rhoE 'https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \
 		| grep -v security | head -n 1 | tr -d ' ')
 	rm -rf "$BASE"
+	mkdir -p "$(dirname "$BASE")"
 	mmdebstrap --mode=root --variant=minbase \
 		--include="$INCLUDE" \
 		bookworm "$BASE" "deb $mirror bookworm main" >"$T/mmdebstrap.log" 2>&1 || setup_failed mmdebstrap
