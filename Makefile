@@ -33,7 +33,7 @@ ALLCFLAGS  = -std=c11 -D_GNU_SOURCE -DEF_VERSION=\"$(VERSION)\" $(WARN) $(HARDEN
 ALLLDFLAGS = -pie -Wl,-z,relro,-z,now $(LDFLAGS)
 
 LIB_SRCS   := $(wildcard common/*.c verify/*.c registry/*.c)
-AGENT_SRCS := $(filter-out agent/main.c,$(wildcard agent/*.c))
+AGENT_SRCS := $(filter-out agent/main.c,$(wildcard agent/*.c agent/*/*.c))
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 
 LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILDDIR)/%.o)
@@ -131,7 +131,7 @@ demo: deps
 lint:
 	@! grep -nE '\b(f?printf|puts|perror|exit|abort)\s*\(' registry/*.c verify/*.c | grep -v snprintf \
 	  || { echo "lint: registry/ and verify/ must not print or exit" >&2; exit 1; }
-	@! grep -nE '\b(strcpy|strcat|sprintf|vsprintf|gets|atoi|atol|sscanf|strtok)\s*\(' agent/*.c registry/*.c verify/*.c common/*.c \
+	@! grep -nE '\b(strcpy|strcat|sprintf|vsprintf|gets|atoi|atol|sscanf|strtok)\s*\(' agent/*.c agent/*/*.c registry/*.c verify/*.c common/*.c \
 	  || { echo "lint: banned string function" >&2; exit 1; }
 
 # Binary, unit and a commented default configuration (never overwritten).

@@ -1,34 +1,57 @@
 /* cli.c: what the subcommands share: reporting, signals, environment. */
+#include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/text.h"
 #include "../common/util.h"
 #include "cli.h"
 
-volatile int ef_cancel;
+volatile sig_atomic_t ef_cancel;
+
+/* Everything on stderr goes through here: one escaped, bounded line. */
+static void
+line (const char *text)
+{
+  cleanup_free char *safe = ef_escape (text, 2 * EF_TEXT_MAX);
+  fprintf (stderr, "edgefetch: %s\n", safe);
+}
 
 int
 cli_report (const char *context, ef_err *e)
 {
   int code = ef_err_code (e);
-  fprintf (stderr, "edgefetch: %s%s%s\n", context ? context : "", context ? ": " : "", ef_err_msg (e));
+  cleanup_free char *text = xasprintf ("%s%s%s", context ? context : "", context ? ": " : "",
+                                       e ? ef_err_msg (e) : "failed");
+  line (text);
   return code ? code : EF_LOCAL;
 }
 
 int
 cli_usage_error (const char *cmd, const char *fmt, ...)
 {
+  cleanup_free char *msg = NULL, *text = NULL;
   va_list ap;
 
-  fprintf (stderr, "edgefetch: %s: ", cmd);
   va_start (ap, fmt);
-  vfprintf (stderr, fmt, ap);
+  msg = xvasprintf (fmt, ap);
   va_end (ap);
-  fprintf (stderr, " (see edgefetch %s --help)\n", cmd);
+  text = xasprintf ("%s: %s (see edgefetch %s --help)", cmd, msg, cmd);
+  line (text);
   return EF_USAGE;
+}
+
+int
+cli_bad_option (const char *cmd, int c, char **argv)
+{
+  const char *opt = optind > 0 ? argv[optind - 1] : "?";
+
+  if (c == ':')
+    return cli_usage_error (cmd, "option %s needs an argument", opt);
+  return cli_usage_error (cmd, "unknown option %s", opt);
 }
 
 static void

@@ -7,12 +7,15 @@
 
 #include "../common/err.h"
 
-extern volatile int ef_cancel; /* set by SIGINT/SIGTERM */
+extern volatile sig_atomic_t ef_cancel; /* set by SIGINT/SIGTERM */
 
 /* "edgefetch: <context>: <message>" on stderr; returns the exit code. */
 int cli_report (const char *context, ef_err *e);
 /* One usage line on stderr; returns 2. */
 int cli_usage_error (const char *cmd, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+/* After getopt_long with "+:..." returned c (':' or '?'): the one usage
+ * line naming the option; returns 2. */
+int cli_bad_option (const char *cmd, int c, char **argv);
 void cli_install_signals (void);
 /* An environment value, or def when unset or empty. */
 const char *cli_env (const char *name, const char *def);

@@ -4,8 +4,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../common/file.h"
+#include "../common/paths.h"
+#include "../common/text.h"
 #include "../common/util.h"
-#include "../verify/deployment.h"
 #include "config.h"
 
 #define CONFIG_MAX (256 * 1024)
@@ -55,7 +57,7 @@ agent_envfile_parse (const char *text, char ***out, ef_err **err)
       eq = memchr (k, '=', (size_t) (end - k));
       if (eq == NULL || !valid_key (k, (size_t) (eq - k)))
         {
-          vfy_strv_free (v);
+          ef_strv_free (v);
           return ef_err_set (err, EF_USAGE, "line %d: expected KEY=value", lineno);
         }
       val = eq + 1;
@@ -66,7 +68,7 @@ agent_envfile_parse (const char *text, char ***out, ef_err **err)
           const char *close = memchr (val + 1, q, vlen - 1);
           if (close == NULL)
             {
-              vfy_strv_free (v);
+              ef_strv_free (v);
               return ef_err_set (err, EF_USAGE, "line %d: unterminated quote", lineno);
             }
           val++;
@@ -89,7 +91,7 @@ agent_envfile_parse (const char *text, char ***out, ef_err **err)
         }
       if (n == MAX_LINES)
         {
-          vfy_strv_free (v);
+          ef_strv_free (v);
           return ef_err_set (err, EF_USAGE, "too many lines");
         }
       v[n++] = xasprintf ("%.*s=%.*s", (int) (eq - k), k, (int) vlen, val);
@@ -158,8 +160,11 @@ agent_config_load (struct agent_config *c, const char *file, ef_err **err)
           if (errno != ENOENT)
             return ef_err_sys (err, EF_USAGE, errno, "config %s", file);
         }
-      else if (agent_envfile_parse (text, &kv, err) < 0)
-        return ef_err_wrap (err, "config %s", file);
+      else if ((rc = agent_envfile_parse (text, &kv, err)) < 0)
+        {
+          ef_err_wrap (err, "config %s", file);
+          return rc;
+        }
     }
   v = lookup (kv, "HZN_EXCHANGE_URL");
   if (v)
@@ -200,8 +205,8 @@ agent_config_load (struct agent_config *c, const char *file, ef_err **err)
       c->node_token = tok;
     }
   c->hub_cert = dup_or (lookup (kv, "HZN_MGMT_HUB_CERT_PATH"), NULL);
-  c->store = dup_or (lookup (kv, "EDGEFETCH_STORE"), "/var/lib/edgefetch");
-  c->trust_dir = dup_or (lookup (kv, "EDGEFETCH_TRUST_DIR"), "/etc/edgefetch/trust");
+  c->store = dup_or (lookup (kv, "EDGEFETCH_STORE"), EF_DEFAULT_STORE);
+  c->trust_dir = dup_or (lookup (kv, "EDGEFETCH_TRUST_DIR"), EF_DEFAULT_TRUST_DIR);
   c->trust_exchange_keys = truthy (lookup (kv, "EDGEFETCH_TRUST_EXCHANGE_KEYS"));
   c->require_digest = truthy (lookup (kv, "EDGEFETCH_REQUIRE_DIGEST"));
   c->prune = truthy (lookup (kv, "EDGEFETCH_PRUNE"));

@@ -2,6 +2,7 @@
 #include <getopt.h>
 #include <stdio.h>
 
+#include "../common/paths.h"
 #include "../common/util.h"
 #include "../registry/store.h"
 #include "cli.h"
@@ -19,19 +20,20 @@ cmd_gc (int argc, char **argv)
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
-  const char *store_dir = cli_env ("EDGEFETCH_STORE", "/var/lib/edgefetch");
+  const char *store_dir = cli_env ("EDGEFETCH_STORE", EF_DEFAULT_STORE);
   cleanup_err ef_err *err = NULL;
   struct reg_gc_stats st;
   reg_store *s = NULL;
   int c, rc;
 
   optind = 1;
-  while ((c = getopt_long (argc, argv, "+h", longopts, NULL)) != -1)
+  opterr = 0;
+  while ((c = getopt_long (argc, argv, "+:h", longopts, NULL)) != -1)
     switch (c)
       {
       case 's': store_dir = optarg; break;
       case 'h': fputs (gc_usage, stdout); return 0;
-      default: return cli_usage_error ("gc", "bad option");
+      default: return cli_bad_option ("gc", c, argv);
       }
   if (optind != argc)
     return cli_usage_error ("gc", "no arguments expected");

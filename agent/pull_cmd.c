@@ -7,11 +7,12 @@
 
 #include <jansson.h>
 
+#include "../common/paths.h"
 #include "../common/util.h"
 #include "../registry/export.h"
 #include "../registry/pull.h"
 #include "cli.h"
-#include "runtime.h"
+#include "deliver.h"
 
 static const char pull_usage[] =
     "usage: edgefetch pull [OPTIONS] IMAGE\n"
@@ -23,7 +24,7 @@ static const char pull_usage[] =
     "  --auth-file FILE              a docker config.json (auths, credHelpers, credsStore)\n"
     "  --certs-dir DIR               DIR/<host[:port]>/*.crt CAs, *.cert + *.key client pair\n"
     "  --ca-file FILE                one more CA bundle for every host\n"
-    "  --store DIR                   content store (default /var/lib/edgefetch or EDGEFETCH_STORE)\n"
+    "  --store DIR                   content store (default " EF_DEFAULT_STORE " or EDGEFETCH_STORE)\n"
     "  --output oci:DIR | oci-archive:FILE | docker-archive:FILE\n"
     "  --verify-key FILE             a cosign public key: require a valid signature\n"
     "  --runtime docker[:SOCK] | podman[:SOCK] | containerd[:SOCK[:NS]]  hand the image over\n"
@@ -81,135 +82,176 @@ result_json (const struct reg_pull_result *r, const char *output)
                     "bytes_reused", (json_int_t) r->stats.bytes_reused, "output", output, "handoff");
 }
 
-int
-cmd_pull (int argc, char **argv)
+struct pull_args
+{
+  const char *image, *platform, *creds, *auth_file, *certs_dir, *ca_file, *store, *output, *verify_key, *runtime;
+  long jobs;
+  bool json, quiet;
+};
+
+/* 0 to go on, else the exit code (after --help, 0 too: *done says so). */
+static int
+parse_args (int argc, char **argv, struct pull_args *a, bool *done)
 {
   static const struct option longopts[] = {
-    { "platform", required_argument, NULL, 'p' }, { "creds", required_argument, NULL, 'c' },
-    { "auth-file", required_argument, NULL, 'a' }, { "certs-dir", required_argument, NULL, 'd' },
-    { "ca-file", required_argument, NULL, 'C' },   { "store", required_argument, NULL, 's' },
-    { "output", required_argument, NULL, 'o' },    { "jobs", required_argument, NULL, 'j' },
-    { "json", no_argument, NULL, 'J' },            { "quiet", no_argument, NULL, 'q' },
+    { "platform", required_argument, NULL, 'p' },   { "creds", required_argument, NULL, 'c' },
+    { "auth-file", required_argument, NULL, 'a' },  { "certs-dir", required_argument, NULL, 'd' },
+    { "ca-file", required_argument, NULL, 'C' },    { "store", required_argument, NULL, 's' },
+    { "output", required_argument, NULL, 'o' },     { "jobs", required_argument, NULL, 'j' },
+    { "json", no_argument, NULL, 'J' },             { "quiet", no_argument, NULL, 'q' },
     { "verify-key", required_argument, NULL, 'k' }, { "runtime", required_argument, NULL, 'r' },
-    { "help", no_argument, NULL, 'h' },
-    { NULL, 0, NULL, 0 },
+    { "help", no_argument, NULL, 'h' },             { NULL, 0, NULL, 0 },
   };
-  const char *platform_s = NULL, *creds = cli_env ("EDGEFETCH_CREDS", NULL);
-  const char *auth_file = cli_env ("EDGEFETCH_AUTH_FILE", NULL), *certs_dir = cli_env ("EDGEFETCH_CERTS_DIR", NULL);
-  const char *ca_file = NULL, *store_dir = cli_env ("EDGEFETCH_STORE", "/var/lib/edgefetch");
-  const char *output = NULL, *out_path = NULL, *verify_key = NULL;
-  vfy_cosign_key *cosign_key = NULL;
-  const char *runtime_s = cli_env ("EDGEFETCH_RUNTIME", NULL);
-  struct runtime_spec rt = { 0 };
-  struct runtime_result rres = { 0 };
-  const char *default_certs[] = { "/etc/edgefetch/certs.d", "/etc/docker/certs.d", "/etc/containers/certs.d", NULL };
-  const char *one_cert[2] = { NULL, NULL };
-  enum reg_export_format fmt = REG_EXPORT_OCI_DIR;
-  bool json = false, quiet = false;
-  long jobs = 4;
-  struct reg_platform platform;
-  struct reg_client_opts copts = { 0 };
-  struct progress prog = { false, false };
-  cleanup_ref struct reg_ref *ref = NULL;
-  cleanup_err ef_err *err = NULL;
-  reg_client *client = NULL;
-  reg_store *store = NULL;
-  struct reg_pull_result *res = NULL;
-  cleanup_free char *context = NULL;
-  int c, rc;
+  uint64_t n;
+  int c;
 
+  *done = false;
   optind = 1;
-  while ((c = getopt_long (argc, argv, "+h", longopts, NULL)) != -1)
+  opterr = 0;
+  while ((c = getopt_long (argc, argv, "+:h", longopts, NULL)) != -1)
     switch (c)
       {
-      case 'p': platform_s = optarg; break;
-      case 'c': creds = optarg; break;
-      case 'a': auth_file = optarg; break;
-      case 'd': certs_dir = optarg; break;
-      case 'C': ca_file = optarg; break;
-      case 's': store_dir = optarg; break;
-      case 'o': output = optarg; break;
-      case 'k': verify_key = optarg; break;
-      case 'r': runtime_s = optarg; break;
+      case 'p': a->platform = optarg; break;
+      case 'c': a->creds = optarg; break;
+      case 'a': a->auth_file = optarg; break;
+      case 'd': a->certs_dir = optarg; break;
+      case 'C': a->ca_file = optarg; break;
+      case 's': a->store = optarg; break;
+      case 'o': a->output = optarg; break;
+      case 'k': a->verify_key = optarg; break;
+      case 'r': a->runtime = optarg; break;
       case 'j':
-        {
-          uint64_t n;
-          if (ef_parse_u64 (optarg, 64, &n) < 0 || n == 0)
-            return cli_usage_error ("pull", "--jobs takes a number from 1 to 64");
-          jobs = (long) n;
-          break;
-        }
-      case 'J': json = true; break;
-      case 'q': quiet = true; break;
-      case 'h': fputs (pull_usage, stdout); return 0;
-      default: return cli_usage_error ("pull", "bad option");
+        if (ef_parse_u64 (optarg, 64, &n) < 0 || n == 0)
+          return cli_usage_error ("pull", "--jobs takes a number from 1 to 64");
+        a->jobs = (long) n;
+        break;
+      case 'J': a->json = true; break;
+      case 'q': a->quiet = true; break;
+      case 'h': fputs (pull_usage, stdout); *done = true; return 0;
+      default: return cli_bad_option ("pull", c, argv);
       }
   if (optind != argc - 1)
     return cli_usage_error ("pull", "exactly one IMAGE expected");
-  context = xasprintf ("pull %s", argv[optind]);
-  if (reg_ref_parse (&ref, argv[optind], &err) < 0)
-    return cli_report (context, err);
-  if (platform_s ? reg_platform_parse (&platform, platform_s, &err) < 0 : (reg_platform_host (&platform), 0))
-    return cli_report (context, err);
-  if (output && reg_export_parse (output, &fmt, &out_path, &err) < 0)
-    return cli_report (context, err);
-  if (verify_key && vfy_cosign_key_load (&cosign_key, verify_key, &err) < 0)
-    return cli_report (context, err);
-  if (runtime_s && runtime_parse (&rt, runtime_s, &err) < 0)
-    return cli_report (context, err);
+  a->image = argv[optind];
+  return 0;
+}
 
-  one_cert[0] = certs_dir;
-  copts.creds = creds;
-  copts.auth_file = auth_file;
-  copts.certs_dirs = certs_dir ? one_cert : default_certs;
-  copts.ca_file = ca_file;
-  copts.jobs = (int) jobs;
+/* What can be checked before the first request is checked here. */
+struct pull_plan
+{
+  struct reg_ref *ref;
+  struct reg_platform platform;
+  vfy_cosign_key *cosign_key;
+  struct runtime_spec rt;
+  bool has_rt;
+  const char *out_path;
+  enum reg_export_format fmt;
+};
+
+static int
+prepare (const struct pull_args *a, struct pull_plan *p, ef_err **err)
+{
+  int rc = reg_ref_parse (&p->ref, a->image, err);
+
+  if (rc == 0 && a->platform)
+    rc = reg_platform_parse (&p->platform, a->platform, err);
+  else if (rc == 0)
+    reg_platform_host (&p->platform);
+  if (rc == 0 && a->output && (rc = reg_export_parse (a->output, &p->fmt, &p->out_path, err)) == 0)
+    rc = reg_export_probe (p->fmt, p->out_path, err);
+  if (rc == 0 && a->verify_key)
+    rc = vfy_cosign_key_load (&p->cosign_key, a->verify_key, err);
+  if (rc == 0 && a->runtime && (rc = runtime_parse (&p->rt, a->runtime, err)) == 0)
+    p->has_rt = true;
+  return rc;
+}
+
+static void
+print_result (const struct pull_args *a, const struct pull_plan *p, const struct delivery *d)
+{
+  json_t *j;
+
+  if (!a->json)
+    {
+      printf ("Digest: %s\nImage ID: %s\n", d->res->manifest_digest, d->res->config_digest);
+      return;
+    }
+  j = result_json (d->res, a->output);
+  if (p->has_rt)
+    json_object_set_new (j, "handoff", json_pack ("{s:s, s:s, s:s, s:b}", "runtime", runtime_name (&p->rt), "name",
+                                                  d->handoff.name, "image_id", d->res->config_digest, "sent",
+                                                  d->handoff.sent));
+  json_dumpf (j, stdout, JSON_COMPACT);
+  putchar ('\n');
+  json_decref (j);
+}
+
+int
+cmd_pull (int argc, char **argv)
+{
+  static const char *default_certs[] = EF_DEFAULT_CERTS_DIRS;
+  struct pull_args a = { 0 };
+  struct pull_plan p = { 0 };
+  struct delivery d = { 0 };
+  struct delivery_opts o = { 0 };
+  struct reg_client_opts copts = { 0 };
+  struct progress prog = { false, false };
+  const char *one_cert[2] = { NULL, NULL };
+  cleanup_err ef_err *err = NULL;
+  cleanup_free char *context = NULL;
+  reg_client *client = NULL;
+  reg_store *store = NULL;
+  bool done;
+  int rc;
+
+  a.creds = cli_env ("EDGEFETCH_CREDS", NULL);
+  a.auth_file = cli_env ("EDGEFETCH_AUTH_FILE", NULL);
+  a.certs_dir = cli_env ("EDGEFETCH_CERTS_DIR", NULL);
+  a.store = cli_env ("EDGEFETCH_STORE", EF_DEFAULT_STORE);
+  a.runtime = cli_env ("EDGEFETCH_RUNTIME", NULL);
+  a.jobs = 4;
+  rc = parse_args (argc, argv, &a, &done);
+  if (rc != 0 || done)
+    return rc;
+  context = xasprintf ("pull %s", a.image);
+  one_cert[0] = a.certs_dir;
+  copts.session.creds = a.creds;
+  copts.session.auth_file = a.auth_file;
+  copts.session.certs_dirs = a.certs_dir ? one_cert : default_certs;
+  copts.session.ca_file = a.ca_file;
+  copts.jobs = (int) a.jobs;
   copts.low_speed_time = cli_env_long ("EDGEFETCH_STALL_SECS", 30);
   copts.retry_base_ms = cli_env_long ("EDGEFETCH_RETRY_BASE_MS", 500);
   copts.max_attempts = (int) cli_env_long ("EDGEFETCH_ATTEMPTS", 6);
   copts.cancel = &ef_cancel;
+  prog.on = !a.quiet && !a.json && isatty (2);
 
-  prog.on = !quiet && !json && isatty (2);
-  rc = reg_store_open (&store, store_dir, &err);
+  rc = prepare (&a, &p, &err);
   if (rc == 0)
     rc = reg_client_new (&client, &copts, &err);
   if (rc == 0)
-    rc = reg_pull (client, store, ref, &platform, cosign_key, draw, &prog, &res, &err);
+    rc = reg_store_open (&store, a.store, &err);
+  o.platform = &p.platform;
+  o.cosign_key = p.cosign_key;
+  o.progress = draw;
+  o.payload = &prog;
+  o.out_path = p.out_path;
+  o.out_fmt = p.fmt;
+  o.runtime = p.has_rt ? &p.rt : NULL;
+  if (rc == 0)
+    rc = agent_deliver (client, store, p.ref, &o, &d, &err);
   if (prog.drawn)
     fputc ('\n', stderr);
-  if (rc == 0 && out_path)
-    rc = reg_export (store, res->manifest_digest, ref, fmt, out_path, &err);
-  if (rc == 0 && runtime_s)
-    {
-      rc = runtime_handoff (&rt, store, res, ref, &rres, &err);
-      if (rc < 0)
-        ef_err_wrap (&err, "hand over to %s", runtime_name (&rt));
-    }
+  if (rc < 0 && ef_cancel)
+    ef_err_wrap (&err, "partial blobs kept; run again to resume");
   if (rc < 0)
-    {
-      if (ef_cancel)
-        ef_err_wrap (&err, "partial blobs kept; run again to resume");
-      rc = cli_report (context, err);
-      goto out;
-    }
-  if (json)
-    {
-      json_t *j = result_json (res, output);
-      if (runtime_s)
-        json_object_set_new (j, "handoff", json_pack ("{s:s, s:s, s:s, s:b}", "runtime", runtime_name (&rt),
-                                                      "name", rres.name, "image_id", res->config_digest, "sent",
-                                                      rres.sent));
-      json_dumpf (j, stdout, JSON_COMPACT);
-      putchar ('\n');
-      json_decref (j);
-    }
+    rc = cli_report (context, err);
   else
-    printf ("Digest: %s\nImage ID: %s\n", res->manifest_digest, res->config_digest);
-  rc = 0;
-out:
-  reg_pull_result_free (res);
-  runtime_dispose (&rt);
-  vfy_cosign_key_free (cosign_key);
+    print_result (&a, &p, &d);
+  agent_delivery_dispose (&d);
+  reg_ref_free (p.ref);
+  runtime_dispose (&p.rt);
+  vfy_cosign_key_free (p.cosign_key);
   reg_client_free (client);
   reg_store_free (store);
   return rc;

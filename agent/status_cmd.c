@@ -6,16 +6,30 @@
 
 #include <jansson.h>
 
+#include "../common/file.h"
+#include "../common/paths.h"
+#include "../common/text.h"
 #include "../common/util.h"
 #include "cli.h"
 #include "config.h"
-#include "sync.h"
+#include "state.h"
 
+/* A string of the state, fit for the terminal (it came from the exchange
+ * or a registry); valid until eight more calls. */
 static const char *
 str (json_t *o, const char *k, const char *def)
 {
+  static char ring[8][EF_TEXT_MAX + 1];
+  static unsigned next;
   json_t *v = json_object_get (o, k);
-  return json_is_string (v) ? json_string_value (v) : def;
+  char *safe;
+
+  if (!json_is_string (v))
+    return def;
+  safe = ef_escape (json_string_value (v), EF_TEXT_MAX);
+  snprintf (ring[next % 8], sizeof ring[0], "%s", safe);
+  free (safe);
+  return ring[next++ % 8];
 }
 
 int
@@ -27,7 +41,7 @@ cmd_status (int argc, char **argv)
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
-  const char *config_file = "/etc/default/edgefetch";
+  const char *config_file = EF_DEFAULT_CONFIG;
   cleanup_free char *path = NULL;
   bool json = false;
   json_t *st, *ex, *svc, *img;
@@ -35,20 +49,21 @@ cmd_status (int argc, char **argv)
   int c;
 
   optind = 1;
-  while ((c = getopt_long (argc, argv, "+h", longopts, NULL)) != -1)
+  opterr = 0;
+  while ((c = getopt_long (argc, argv, "+:h", longopts, NULL)) != -1)
     switch (c)
       {
       case 'c': config_file = optarg; break;
       case 'j': json = true; break;
       case 'h': fputs ("usage: edgefetch status [--config FILE] [--json]\n", stdout); return 0;
-      default: return cli_usage_error ("status", "bad option");
+      default: return cli_bad_option ("status", c, argv);
       }
   {
     /* Only the store is needed: no credentials required to read the state. */
     char **kv = NULL;
     cleanup_free char *text = NULL;
     size_t len;
-    const char *store = cli_env ("EDGEFETCH_STORE", "/var/lib/edgefetch");
+    const char *store = cli_env ("EDGEFETCH_STORE", EF_DEFAULT_STORE);
     cleanup_err ef_err *err = NULL;
     if (ef_read_file (config_file, 256 * 1024, &text, &len) == 0 && agent_envfile_parse (text, &kv, &err) == 0)
       for (char **p = kv; *p; p++)
@@ -63,8 +78,9 @@ cmd_status (int argc, char **argv)
     cleanup_free char *file = xasprintf ("%s/state.json", path);
     if (access (file, R_OK) != 0)
       {
-        fprintf (stderr, "edgefetch: status: no agent state in %s (has the agent run?)\n", path);
-        return EF_NOTFOUND;
+        cleanup_err ef_err *e = NULL;
+        ef_err_set (&e, EF_NOTFOUND, "no agent state in %s (has the agent run?)", path);
+        return cli_report ("status", e);
       }
   }
   st = agent_state_load (path);

@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 
+#include "../common/text.h"
 #include "../common/util.h"
 #include "../verify/deployment.h"
 #include "../verify/rsapss.h"
@@ -45,19 +46,19 @@ check_service (const char *id, json_t *svc, const vfy_keyring *kr, bool require_
   if (vfy_rsapss_verify (kr, json_string_value (dep), json_string_length (dep), json_string_value (sig), &key, &err)
       < 0)
     return cli_report (context, err);
-  if (vfy_deployment_images (json_string_value (dep), json_string_length (dep), &images, &err) < 0)
+  if (vfy_deployment_images (json_string_value (dep), json_string_length (dep), NULL, 0, &images, &err) < 0)
     return cli_report (context, err);
   for (char **p = images; *p; p++)
     if (require_digest && strstr (*p, "@sha256:") == NULL)
       {
         ef_err_set (&err, EF_VERIFY, "image %.200s is not pinned by digest (EDGEFETCH_REQUIRE_DIGEST=true)", *p);
-        vfy_strv_free (images);
+        ef_strv_free (images);
         return cli_report (context, err);
       }
   printf ("%s: deployment signature verified with %s\n", id, key);
   for (char **p = images; *p; p++)
     printf ("  image %s%s\n", *p, strstr (*p, "@sha256:") ? "" : " (tag only: not pinned by digest)");
-  vfy_strv_free (images);
+  ef_strv_free (images);
   return 0;
 }
 
@@ -80,13 +81,14 @@ cmd_verify_deployment (int argc, char **argv)
   int c, rc = 0;
 
   optind = 1;
-  while ((c = getopt_long (argc, argv, "+h", longopts, NULL)) != -1)
+  opterr = 0;
+  while ((c = getopt_long (argc, argv, "+:h", longopts, NULL)) != -1)
     switch (c)
       {
       case 'k': key = optarg; break;
       case 't': dir = optarg; break;
       case 'h': fputs (verify_usage, stdout); return 0;
-      default: return cli_usage_error ("verify-deployment", "bad option");
+      default: return cli_bad_option ("verify-deployment", c, argv);
       }
   if ((key == NULL) == (dir == NULL))
     return cli_usage_error ("verify-deployment", "give either --key or --trust-dir");

@@ -13,8 +13,6 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 
 #include "util.h"
 
@@ -160,79 +158,6 @@ ef_parse_u64 (const char *s, uint64_t max, uint64_t *out)
   return 0;
 }
 
-int
-ef_write_all (int fd, const void *buf, size_t len)
-{
-  const char *p = buf;
-  while (len > 0)
-    {
-      ssize_t n = write (fd, p, len);
-      if (n < 0)
-        {
-          if (errno == EINTR)
-            continue;
-          return -1;
-        }
-      p += n;
-      len -= (size_t) n;
-    }
-  return 0;
-}
-
-int
-ef_mkdirs (const char *path, unsigned mode)
-{
-  cleanup_free char *p = xstrdup (path);
-  char *s;
-
-  for (s = p + 1; *s; s++)
-    {
-      if (*s != '/')
-        continue;
-      *s = '\0';
-      if (mkdir (p, mode) < 0 && errno != EEXIST)
-        return -1;
-      *s = '/';
-    }
-  if (mkdir (p, mode) < 0 && errno != EEXIST)
-    return -1;
-  return 0;
-}
-
-int
-ef_read_file (const char *path, size_t max, char **out, size_t *len)
-{
-  cleanup_close int fd = open (path, O_RDONLY | O_CLOEXEC);
-  struct ef_buf b;
-  char chunk[8192];
-  ssize_t n;
-
-  if (fd < 0)
-    return -1;
-  ef_buf_init (&b, max);
-  ef_buf_append (&b, "", 0);
-  while ((n = read (fd, chunk, sizeof chunk)) != 0)
-    {
-      if (n < 0)
-        {
-          if (errno == EINTR)
-            continue;
-          ef_buf_dispose (&b);
-          return -1;
-        }
-      if (ef_buf_append (&b, chunk, (size_t) n) < 0)
-        {
-          ef_buf_dispose (&b);
-          errno = EFBIG;
-          return -1;
-        }
-    }
-  *out = b.data;
-  if (len)
-    *len = b.len;
-  return 0;
-}
-
 void
 ef_free_secret (char *s)
 {
@@ -284,26 +209,4 @@ ef_b64_decode (const char *in, size_t len, unsigned char **out)
   buf[n] = '\0';
   *out = buf;
   return n;
-}
-
-int
-ef_store_add_pem (X509_STORE *store, const char *path)
-{
-  STACK_OF (X509_INFO) *infos;
-  BIO *bio = BIO_new_file (path, "r");
-  int added = 0;
-
-  if (bio == NULL)
-    return -1;
-  infos = PEM_X509_INFO_read_bio (bio, NULL, NULL, NULL);
-  BIO_free (bio);
-  for (int k = 0; infos && k < sk_X509_INFO_num (infos); k++)
-    {
-      X509_INFO *xi = sk_X509_INFO_value (infos, k);
-      if (xi->x509 && X509_STORE_add_cert (store, xi->x509) == 1)
-        added++;
-    }
-  sk_X509_INFO_pop_free (infos, X509_INFO_free);
-  ERR_clear_error ();
-  return added;
 }

@@ -43,26 +43,14 @@ size_t ef_buf_write_cb (char *p, size_t size, size_t n, void *ud);
 
 /* Parse a decimal number in [0, max] spanning the whole string. */
 int ef_parse_u64 (const char *s, uint64_t max, uint64_t *out);
-/* Write the whole buffer; returns 0 or -1 with errno set. */
-int ef_write_all (int fd, const void *buf, size_t len);
-/* mkdir -p with mode; returns 0 or -1 with errno set. */
-int ef_mkdirs (const char *path, unsigned mode);
-/* Read a whole file of at most max bytes; returns 0 or -1 with errno set. */
-int ef_read_file (const char *path, size_t max, char **out, size_t *len);
 /* Overwrite then free a secret. */
 void ef_free_secret (char *s);
 /* Monotonic clock in milliseconds. */
 int64_t ef_now_ms (void);
-
-
 
 /* Standard base64 (with padding) through OpenSSL.  Decoding is strict:
  * whitespace-free input whose length is a multiple of 4.  Returns the
  * decoded length or -1; *out is NUL-terminated and the caller frees it. */
 long ef_b64_decode (const char *in, size_t len, unsigned char **out);
 
-/* Add every certificate of a PEM file to an OpenSSL X509_STORE; returns
- * how many, or -1 when the file cannot be read. */
-struct x509_store_st;
-int ef_store_add_pem (struct x509_store_st *store, const char *path);
 #endif

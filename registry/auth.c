@@ -1,27 +1,24 @@
 /* auth.c: challenges, tokens, realm checks and docker config credentials. */
 #include <arpa/inet.h>
 #include <ctype.h>
-#include <errno.h>
-#include <signal.h>
-#include <spawn.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <fcntl.h>
+#include <sys/socket.h>
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 #include <jansson.h>
 
+#include "../common/spawn.h"
+#include "../common/json.h"
 #include "../common/util.h"
 #include "auth.h"
 
 #define AUTH_HEADER_MAX 8192
 #define AUTH_HELPER_OUT_MAX 65536
-
-extern char **environ;
+#define AUTH_HELPER_TIMEOUT_MS 10000
 
 static bool
 is_tchar (char c)
@@ -176,43 +173,96 @@ auth_challenge_select (const struct auth_challenge *cs, size_t n, ef_err **err)
   return -1;
 }
 
-/* Is the IP literal host (v4, or v6 with or without brackets) one we must
- * not be sent to by a third party?  Non-literal names return false. */
+/* Is the address text (v4, or v6 without brackets) one a third party
+ * must not send us to: loopback, private, link-local, unspecified, or an
+ * IPv4-mapped or -compatible form of one? */
 static bool
-ip_is_internal (const char *host)
+addr_is_internal (const char *host)
 {
   unsigned char a[16];
-  char buf[64];
-  size_t n = strlen (host);
 
-  if (host[0] == '[' && n >= 2 && n < sizeof buf)
+  if (inet_pton (AF_INET, host, a) != 1)
     {
-      memcpy (buf, host + 1, n - 2);
-      buf[n - 2] = '\0';
-      host = buf;
-    }
-  if (inet_pton (AF_INET, host, a) == 1)
-    return a[0] == 0 || a[0] == 127 || a[0] == 10 || (a[0] == 172 && (a[1] & 0xf0) == 16)
-           || (a[0] == 192 && a[1] == 168) || (a[0] == 169 && a[1] == 254);
-  if (inet_pton (AF_INET6, host, a) == 1)
-    {
-      static const unsigned char zero[16];
+      static const unsigned char zero[16], mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+      if (inet_pton (AF_INET6, host, a) != 1)
+        return false;
       if (memcmp (a, zero, 15) == 0 && (a[15] == 0 || a[15] == 1))
         return true;                             /* :: and ::1 */
       if ((a[0] & 0xfe) == 0xfc)                 /* fc00::/7 */
         return true;
       if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) /* fe80::/10 */
         return true;
-      return false;
+      if (memcmp (a, mapped, 12) != 0 && memcmp (a, zero, 12) != 0)
+        return false;
+      memmove (a, a + 12, 4); /* ::ffff:a.b.c.d and ::a.b.c.d */
     }
+  return a[0] == 0 || a[0] == 127 || a[0] == 10 || (a[0] == 172 && (a[1] & 0xf0) == 16)
+         || (a[0] == 192 && a[1] == 168) || (a[0] == 169 && a[1] == 254) || (a[0] == 100 && (a[1] & 0xc0) == 64);
+}
+
+size_t
+auth_resolve_system (const char *name, char (*addrs)[AUTH_ADDR_LEN], size_t max)
+{
+  struct addrinfo hints, *res = NULL, *ai;
+  size_t n = 0;
+
+  memset (&hints, 0, sizeof hints);
+  hints.ai_socktype = SOCK_STREAM;
+  if (getaddrinfo (name, NULL, &hints, &res) != 0)
+    return 0;
+  for (ai = res; ai && n < max; ai = ai->ai_next)
+    {
+      const void *a = ai->ai_family == AF_INET ? (const void *) &((struct sockaddr_in *) ai->ai_addr)->sin_addr
+                                               : (const void *) &((struct sockaddr_in6 *) ai->ai_addr)->sin6_addr;
+      if ((ai->ai_family == AF_INET || ai->ai_family == AF_INET6)
+          && inet_ntop (ai->ai_family, a, addrs[n], AUTH_ADDR_LEN) != NULL)
+        n++;
+    }
+  freeaddrinfo (res);
+  return n;
+}
+
+/* Is host (a name, or an address, v6 in brackets or not) internal?  A
+ * name is internal when any address it resolves to is. */
+static bool
+host_is_internal (const char *host, auth_resolve_fn resolve)
+{
+  char buf[AUTH_ADDR_LEN], addrs[8][AUTH_ADDR_LEN];
+  size_t n = strlen (host), k;
+
+  if (host[0] == '[' && n >= 2 && n - 2 < sizeof buf)
+    {
+      memcpy (buf, host + 1, n - 2);
+      buf[n - 2] = '\0';
+      host = buf;
+    }
+  if (strcasecmp (host, "localhost") == 0 || addr_is_internal (host))
+    return true;
+  k = resolve ? resolve (host, addrs, 8) : 0;
+  for (size_t i = 0; i < k; i++)
+    if (addr_is_internal (addrs[i]))
+      return true;
   return false;
 }
 
+/* "host" of "host[:port]" (v6 keeps its brackets); caller frees. */
+static char *
+host_part (const char *authority)
+{
+  const char *end = authority[0] == '[' ? strchr (authority, ']') : strrchr (authority, ':');
+
+  if (authority[0] == '[')
+    return end ? xstrndup (authority, (size_t) (end - authority + 1)) : xstrdup (authority);
+  return end ? xstrndup (authority, (size_t) (end - authority)) : xstrdup (authority);
+}
+
 int
-auth_realm_check (const char *realm, const char *registry_host, bool insecure, ef_err **err)
+auth_realm_check (const char *realm, const char *registry_host, auth_resolve_fn resolve, ef_err **err)
 {
   CURLU *u = curl_url ();
-  char *scheme = NULL, *host = NULL, *port = NULL, *authority = NULL;
+  char *scheme = NULL, *host = NULL;
+  cleanup_free char *reg = registry_host ? host_part (registry_host) : NULL;
+  cleanup_free char *rhost = NULL;
   int rc = 0;
 
   if (u == NULL || curl_url_set (u, CURLUPART_URL, realm, 0) != CURLUE_OK
@@ -222,24 +272,22 @@ auth_realm_check (const char *realm, const char *registry_host, bool insecure, e
       rc = ef_err_set (err, EF_AUTH, "token realm is not a valid URL");
       goto out;
     }
-  if (curl_url_get (u, CURLUPART_PORT, &port, 0) != CURLUE_OK)
-    port = NULL;
-  authority = port ? xasprintf ("%s:%s", host, port) : xstrdup (host);
-
-  if (strcmp (scheme, "https") != 0 && !(insecure && strcmp (scheme, "http") == 0))
+  if (strcmp (scheme, "https") != 0)
     {
       rc = ef_err_set (err, EF_AUTH, "token realm must use https");
       goto out;
     }
-  if (registry_host && strcasecmp (authority, registry_host) == 0)
+  /* The registry's own host, on any port, may issue its tokens; an
+   * internal realm elsewhere only for a registry that is itself inside. */
+  rhost = host[0] == '[' || strchr (host, ':') == NULL ? xstrdup (host) : xasprintf ("[%s]", host);
+  if (reg && strcasecmp (rhost, reg) == 0)
     goto out;
-  if (ip_is_internal (host))
-    rc = ef_err_set (err, EF_AUTH, "token realm points at an internal address other than the registry");
+  if (host_is_internal (rhost, resolve) && !(reg && host_is_internal (reg, resolve)))
+    rc = ef_err_set (err, EF_AUTH, "token realm %s is an internal address, and the registry %s is not", host,
+                     registry_host ? registry_host : "(none)");
 out:
   curl_free (scheme);
   curl_free (host);
-  curl_free (port);
-  free (authority);
   curl_url_cleanup (u);
   return rc;
 }
@@ -251,7 +299,7 @@ auth_token_parse (struct auth_token *out, const char *body, size_t len, ef_err *
   const char *t;
 
   memset (out, 0, sizeof *out);
-  root = json_loadb (body, len, JSON_REJECT_DUPLICATES, NULL);
+  root = ef_json_parse (body, len, EF_JSON_BUDGET, NULL);
   if (root == NULL || !json_is_object (root))
     {
       json_decref (root);
@@ -273,7 +321,7 @@ auth_token_parse (struct auth_token *out, const char *body, size_t len, ef_err *
   out->expires_in = 60;
   exp = json_object_get (root, "expires_in");
   if (json_is_integer (exp) && json_integer_value (exp) > 60)
-    out->expires_in = json_integer_value (exp);
+    out->expires_in = json_integer_value (exp) > AUTH_TOKEN_LIFE_MAX ? AUTH_TOKEN_LIFE_MAX : json_integer_value (exp);
   refresh = json_object_get (root, "refresh_token");
   if (json_is_string (refresh) && json_string_length (refresh) > 0)
     out->refresh_token = xstrdup (json_string_value (refresh));
@@ -310,11 +358,8 @@ auth_creds_from_string (struct auth_creds *out, const char *userpass, ef_err **e
   return 0;
 }
 
-/* Strip the scheme and, for keys with a scheme, the path, like
- * containers/image's normalizeAuthFileKey; map Docker Hub's names to
- * docker.io. */
-static char *
-normalize_key (const char *key)
+char *
+auth_registry_key (const char *key)
 {
   const char *p = key;
   char *k;
@@ -386,13 +431,13 @@ int
 auth_config_lookup (struct auth_creds *out, const char *text, size_t len, const char *host, ef_err **err)
 {
   json_t *root, *auths, *helpers, *store, *h;
-  cleanup_free char *want = normalize_key (host);
+  cleanup_free char *want = auth_registry_key (host);
   const char *key;
   json_t *val;
   int rc = 0;
 
   memset (out, 0, sizeof *out);
-  root = json_loadb (text, len, 0, NULL);
+  root = ef_json_parse (text, len, EF_JSON_BUDGET, NULL);
   if (root == NULL || !json_is_object (root))
     {
       json_decref (root);
@@ -433,7 +478,7 @@ auth_config_lookup (struct auth_creds *out, const char *text, size_t len, const 
         for (int pass = 0; pass < 2; pass++)
           json_object_foreach (auths, key, val)
           {
-            cleanup_free char *k = pass ? normalize_key (key) : xstrdup (key);
+            cleanup_free char *k = pass ? auth_registry_key (key) : xstrdup (key);
             if (strcmp (k, probe) == 0 && json_is_object (val))
               {
                 rc = creds_from_entry (out, val, err);
@@ -466,90 +511,53 @@ valid_helper_name (const char *s)
 int
 auth_cred_helper (struct auth_creds *out, const char *helper, const char *server, ef_err **err)
 {
-  int in[2] = { -1, -1 }, outp[2] = { -1, -1 };
-  posix_spawn_file_actions_t fa;
   cleanup_free char *prog = NULL;
-  char *argv[3];
-  struct ef_buf b;
-  pid_t pid;
-  int status = 0, rc;
+  const char *argv[3];
+  struct ef_spawn sp = { 0 };
+  struct ef_spawn_result r;
   json_t *root = NULL, *user, *secret;
-  char chunk[4096];
-  ssize_t n;
+  int rc;
 
   memset (out, 0, sizeof *out);
   if (!valid_helper_name (helper))
     return ef_err_set (err, EF_USAGE, "auth file: invalid credential helper name");
   prog = xasprintf ("docker-credential-%s", helper);
-  if (pipe2 (in, O_CLOEXEC) < 0 || pipe2 (outp, O_CLOEXEC) < 0)
-    {
-      rc = ef_err_sys (err, EF_LOCAL, errno, "pipe");
-      goto close;
-    }
-  posix_spawn_file_actions_init (&fa);
-  posix_spawn_file_actions_adddup2 (&fa, in[0], 0);
-  posix_spawn_file_actions_adddup2 (&fa, outp[1], 1);
   argv[0] = prog;
-  argv[1] = (char *) "get";
+  argv[1] = "get";
   argv[2] = NULL;
-  rc = posix_spawnp (&pid, prog, &fa, NULL, argv, environ);
-  posix_spawn_file_actions_destroy (&fa);
-  if (rc != 0)
+  sp.argv = argv;
+  sp.in_fd = -1;
+  sp.input = server;
+  sp.max_out = AUTH_HELPER_OUT_MAX;
+  sp.timeout_ms = AUTH_HELPER_TIMEOUT_MS;
+  rc = ef_spawn_run (&sp, &r, err);
+  if (rc < 0)
     {
-      rc = ef_err_sys (err, EF_AUTH, rc, "credential helper %s", prog);
-      goto close;
+      ef_err_wrap (err, "credential helper");
+      return rc;
     }
-  close (in[0]);
-  close (outp[1]);
-  in[0] = outp[1] = -1;
-  {
-    void (*old) (int) = signal (SIGPIPE, SIG_IGN);
-    if (ef_write_all (in[1], server, strlen (server)) < 0)
-      { /* the helper may exit early; its status tells */
-      }
-    signal (SIGPIPE, old);
-  }
-  close (in[1]);
-  in[1] = -1;
-  ef_buf_init (&b, AUTH_HELPER_OUT_MAX);
-  ef_buf_append (&b, "", 0);
-  while ((n = read (outp[0], chunk, sizeof chunk)) != 0)
+  if (r.end == EF_SPAWN_TIMEOUT)
+    rc = ef_err_set (err, EF_AUTH, "credential helper %s: no answer within %d s", prog, AUTH_HELPER_TIMEOUT_MS / 1000);
+  else if (r.truncated)
+    rc = ef_err_set (err, EF_AUTH, "credential helper %s: printed more than %d KiB", prog, AUTH_HELPER_OUT_MAX / 1024);
+  else if (r.end != EF_SPAWN_EXITED || r.status != 0)
+    /* "credentials not found in native keychain" is no error: nothing stored */
+    rc = strstr (r.out, "not found") ? 0 : ef_err_set (err, EF_AUTH, "credential helper %s failed", prog);
+  else
     {
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0 || ef_buf_append (&b, chunk, (size_t) n) < 0)
-        break;
+      root = ef_json_parse (r.out, r.len, EF_JSON_BUDGET, NULL);
+      user = json_object_get (root, "Username");
+      secret = json_object_get (root, "Secret");
+      if (!json_is_string (user) || !json_is_string (secret))
+        rc = ef_err_set (err, EF_AUTH, "credential helper %s sent no Username/Secret", prog);
+      else
+        {
+          out->username = xstrdup (strcmp (json_string_value (user), "<token>") == 0 ? "" : json_string_value (user));
+          out->secret = xstrdup (json_string_value (secret));
+          rc = 1;
+        }
     }
-  while (waitpid (pid, &status, 0) < 0 && errno == EINTR)
-    ;
-  if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
-    {
-      /* "credentials not found in native keychain" */
-      rc = strstr (b.data, "not found") ? 0 : ef_err_set (err, EF_AUTH, "credential helper %s failed", prog);
-      ef_buf_dispose (&b);
-      goto close;
-    }
-  root = json_loadb (b.data, b.len, 0, NULL);
-  OPENSSL_cleanse (b.data, b.len);
-  ef_buf_dispose (&b);
-  user = json_object_get (root, "Username");
-  secret = json_object_get (root, "Secret");
-  if (!json_is_string (user) || !json_is_string (secret))
-    {
-      rc = ef_err_set (err, EF_AUTH, "credential helper %s sent no Username/Secret", prog);
-      goto close;
-    }
-  out->username = xstrdup (strcmp (json_string_value (user), "<token>") == 0 ? "" : json_string_value (user));
-  out->secret = xstrdup (json_string_value (secret));
-  rc = 1;
-close:
   json_decref (root);
-  for (int i = 0; i < 2; i++)
-    {
-      if (in[i] >= 0)
-        close (in[i]);
-      if (outp[i] >= 0)
-        close (outp[i]);
-    }
+  ef_spawn_result_dispose (&r);
   return rc;
 }

@@ -39,16 +39,25 @@ void auth_challenge_dispose (struct auth_challenge *c);
  * then Basic.  Returns the index or -1 with err set. */
 int auth_challenge_select (const struct auth_challenge *cs, size_t n, ef_err **err);
 
-/* Anti-SSRF: a realm must be https (http only for an insecure registry),
- * and an IP-literal realm must not be loopback, private, link-local or
- * unspecified unless it is exactly the registry's host:port. */
-int auth_realm_check (const char *realm, const char *registry_host, bool insecure, ef_err **err);
+/* Anti-SSRF.  A token realm must be https.  Internal addresses are
+ * loopback, private, link-local, CGNAT, unspecified, their IPv4-mapped
+ * forms, localhost, and names that resolve to any of these.  A realm on
+ * the registry's own host (any port) is allowed; any other internal realm
+ * only when the registry itself is internal: a public registry can never
+ * send us inside.  resolve may be NULL (names then count as public). */
+#define AUTH_ADDR_LEN 46
+typedef size_t (*auth_resolve_fn) (const char *name, char (*addrs)[AUTH_ADDR_LEN], size_t max);
+size_t auth_resolve_system (const char *name, char (*addrs)[AUTH_ADDR_LEN], size_t max);
+int auth_realm_check (const char *realm, const char *registry_host, auth_resolve_fn resolve, ef_err **err);
+
+/* A token's life is taken as at most a day, however long it claims. */
+#define AUTH_TOKEN_LIFE_MAX 86400
 
 struct auth_token
 {
   char *token;
   char *refresh_token; /* may be NULL */
-  int64_t expires_in;  /* seconds, at least 60 */
+  int64_t expires_in;  /* seconds, 60 to AUTH_TOKEN_LIFE_MAX */
 };
 /* Parse a token endpoint's body: "token" or "access_token". */
 int auth_token_parse (struct auth_token *out, const char *body, size_t len, ef_err **err);
@@ -69,7 +78,14 @@ int auth_creds_from_string (struct auth_creds *out, const char *userpass, ef_err
  * 0 when the file has nothing for that host, negative on error. */
 int auth_config_lookup (struct auth_creds *out, const char *json, size_t len, const char *host, ef_err **err);
 
-/* Run docker-credential-<helper> get for server. */
+/* A registry key as auth files and dockauths write it, normalised: the
+ * scheme and, for keys with a scheme, the path stripped (containers/image's
+ * normalizeAuthFileKey); Docker Hub's names (index.docker.io,
+ * registry-1.docker.io) become docker.io.  Caller frees. */
+char *auth_registry_key (const char *key);
+
+/* Run docker-credential-<helper> get for server: at most 10 s and 64 KiB
+ * of output, or one error naming the helper. */
 int auth_cred_helper (struct auth_creds *out, const char *helper, const char *server, ef_err **err);
 
 #endif

@@ -1,46 +1,46 @@
-/* client.h: a registry client: TLS per host, authentication (Basic and
- * Bearer tokens, cached per host and scope), manifests, and parallel,
- * resumable blob transfers into the store. */
+/* client.h: a registry client.  It holds the session (credentials, trust
+ * and tokens per host, session.h) and the retry policy, and fetches the
+ * documents: manifests by tag or digest, and referrers indexes.  Blobs
+ * go through the transfer engine (blobs.h). */
 #ifndef EF_CLIENT_H
 #define EF_CLIENT_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "../common/err.h"
+#include "http.h"
 #include "manifest.h"
 #include "ref.h"
-#include "store.h"
-
-/* Credentials for one registry host (from a Horizon service's dockauths). */
-struct reg_host_creds
-{
-  const char *registry; /* host[:port]; "docker.io" matches any Docker Hub name */
-  const char *username;
-  const char *secret;
-};
+#include "session.h"
 
 struct reg_client_opts
 {
-  const char *creds;              /* "user:password" for every registry, or NULL */
-  const struct reg_host_creds *host_creds; /* tried before auth_file */
-  size_t nhost_creds;
-  const char *auth_file;          /* docker config.json, or NULL */
-  const char *const *certs_dirs;  /* NULL-terminated; DIR/<host[:port]>/{*.crt,*.cert,*.key} */
-  const char *ca_file;            /* one more CA bundle for every host, or NULL */
-  int jobs;                       /* parallel blob transfers (default 4) */
-  long low_speed_limit;           /* bytes/s under which ... */
-  long low_speed_time;            /* ... for this many seconds a transfer counts as stalled */
-  int max_attempts;               /* per request, without progress (default 6) */
-  long retry_base_ms;             /* first backoff (default 500) */
-  volatile int *cancel;           /* when it turns non-zero, stop (EF_NET, "interrupted") */
+  struct reg_session_opts session;
+  int jobs;                            /* parallel blob transfers (default 4) */
+  long low_speed_limit;                /* bytes/s under which ... */
+  long low_speed_time;                 /* ... for this many seconds a transfer counts as stalled */
+  int max_attempts;                    /* per request, without progress (default 6) */
+  long retry_base_ms;                  /* first backoff (default 500) */
+  const volatile sig_atomic_t *cancel; /* when it turns non-zero, stop (EF_NET, "interrupted") */
 };
 
 typedef struct reg_client reg_client;
 
 int reg_client_new (reg_client **out, const struct reg_client_opts *o, ef_err **err);
 void reg_client_free (reg_client *c);
+
+/* What the transfer engine shares with the client. */
+reg_session *reg_client_session (reg_client *c);
+struct http_retry *reg_client_retry (reg_client *c);
+const struct reg_client_opts *reg_client_opts (const reg_client *c);
+/* "repository:<path>:pull"; caller frees. */
+char *reg_client_scope (const struct reg_ref *ref);
+/* The first code and message of a registry's JSON error body ("" when
+ * there is none), the code reduced to [A-Z_]. */
+void reg_client_error_body (const struct ef_buf *body, char *code, size_t clen, char *msg, size_t mlen);
 
 struct reg_manifest_resp
 {
@@ -62,19 +62,5 @@ int reg_client_get_manifest (reg_client *c, const struct reg_ref *ref, const cha
  * registry has no referrers API. */
 int reg_client_get_referrers (reg_client *c, const struct reg_ref *ref, const char *digest, const char *artifact_type,
                               struct reg_manifest_resp *out, ef_err **err);
-
-typedef void (*reg_progress_fn) (void *payload, int64_t done, int64_t total);
-
-struct reg_fetch_stats
-{
-  int64_t bytes_fetched; /* over the wire, including retries */
-  int64_t bytes_reused;  /* already in the store, or resumed from disk */
-};
-
-/* Fetch blobs into the store, up to opts->jobs at once.  Blobs already in
- * the store are skipped; partial ones resume with Range. */
-int reg_client_fetch_blobs (reg_client *c, const struct reg_ref *ref, const struct reg_desc *const *descs,
-                            size_t n, reg_store *s, reg_progress_fn progress, void *payload,
-                            struct reg_fetch_stats *stats, ef_err **err);
 
 #endif

@@ -5,12 +5,15 @@
 
 #include <jansson.h>
 
+#include "../common/json.h"
+#include "../common/text.h"
 #include "../common/util.h"
-#include "../verify/digest.h"
+#include "../common/digest.h"
 #include "manifest.h"
 
 #define MAX_ENTRIES 4096                 /* layers or index entries */
 #define MAX_BLOB_SIZE (INT64_C (1) << 40) /* 1 TiB: a descriptor claiming more is hostile */
+#define MAX_ANNOTATIONS 32                   /* kept per descriptor */
 
 struct reg_manifest
 {
@@ -89,12 +92,47 @@ valid_media_type (const char *s)
 static void
 desc_dispose (struct reg_desc *d)
 {
+  ef_strv_free (d->annotations);
+  free (d->artifact_type);
   free (d->media_type);
   free (d->digest);
   free (d->os);
   free (d->arch);
   free (d->variant);
   memset (d, 0, sizeof *d);
+}
+
+/* The string annotations of a descriptor, as key, value, ..., NULL. */
+static char **
+annotations_of (json_t *a)
+{
+  const char *k;
+  json_t *v;
+  char **out;
+  size_t n = 0;
+
+  if (!json_is_object (a) || json_object_size (a) == 0)
+    return NULL;
+  out = xcalloc (2 * MAX_ANNOTATIONS + 1, sizeof *out);
+  json_object_foreach (a, k, v)
+  {
+    if (n == 2 * MAX_ANNOTATIONS)
+      break;
+    if (!json_is_string (v))
+      continue;
+    out[n++] = xstrdup (k);
+    out[n++] = xstrdup (json_string_value (v));
+  }
+  return out;
+}
+
+const char *
+reg_desc_annotation (const struct reg_desc *d, const char *key)
+{
+  for (size_t i = 0; d->annotations && d->annotations[i]; i += 2)
+    if (strcmp (d->annotations[i], key) == 0)
+      return d->annotations[i + 1];
+  return NULL;
 }
 
 static int
@@ -113,11 +151,17 @@ desc_parse (struct reg_desc *d, json_t *o, const char *what, ef_err **err)
   if (!json_is_string (dg))
     return ef_err_set (err, EF_VERIFY, "%s: descriptor without a digest", what);
   if (ef_digest_parse (json_string_value (dg), NULL, err) < 0)
-    return ef_err_wrap (err, "%s", what);
+    {
+      ef_err_wrap (err, "%s", what);
+      return -EF_VERIFY;
+    }
   if (!json_is_integer (sz) || json_integer_value (sz) < 0 || json_integer_value (sz) > MAX_BLOB_SIZE)
     return ef_err_set (err, EF_VERIFY, "%s: descriptor without a valid size", what);
   d->media_type = xstrdup (json_string_value (mt));
   d->digest = xstrdup (json_string_value (dg));
+  if (json_is_string (json_object_get (o, "artifactType")))
+    d->artifact_type = xstrdup (json_string_value (json_object_get (o, "artifactType")));
+  d->annotations = annotations_of (json_object_get (o, "annotations"));
   d->size = json_integer_value (sz);
   return 0;
 }
@@ -135,8 +179,9 @@ bare_type (const char *ct)
 }
 
 static int
-parse_image (reg_manifest *m, json_t *root, ef_err **err)
+parse_image (reg_manifest *m, json_t *root, enum reg_parse_mode mode, ef_err **err)
 {
+  bool image = mode == REG_PARSE_IMAGE;
   json_t *cfg = json_object_get (root, "config");
   json_t *layers = json_object_get (root, "layers");
   size_t i;
@@ -145,11 +190,11 @@ parse_image (reg_manifest *m, json_t *root, ef_err **err)
     return ef_err_set (err, EF_VERIFY, "manifest has no config");
   if (desc_parse (&m->config, cfg, "manifest config", err) < 0)
     return -EF_VERIFY;
-  if (strcmp (m->config.media_type, MT_OCI_CONFIG) != 0 && strcmp (m->config.media_type, MT_DOCKER_CONFIG) != 0)
+  if (image && strcmp (m->config.media_type, MT_OCI_CONFIG) != 0 && strcmp (m->config.media_type, MT_DOCKER_CONFIG) != 0)
     return ef_err_set (err, EF_VERIFY, "not a container image: config type '%s'", m->config.media_type);
   if (!json_is_array (layers))
     return ef_err_set (err, EF_VERIFY, "manifest has no layers array");
-  if (json_array_size (layers) == 0)
+  if (image && json_array_size (layers) == 0)
     return ef_err_set (err, EF_VERIFY, "manifest has no layers");
   if (json_array_size (layers) > MAX_ENTRIES)
     return ef_err_set (err, EF_VERIFY, "manifest has too many layers");
@@ -160,6 +205,8 @@ parse_image (reg_manifest *m, json_t *root, ef_err **err)
       struct reg_desc *d = &m->entries[i];
       if (desc_parse (d, json_array_get (layers, i), "manifest layer", err) < 0)
         return -EF_VERIFY;
+      if (!image)
+        continue; /* an artifact's layers are its own business */
       if (strstr (d->media_type, "+encrypted"))
         return ef_err_set (err, EF_VERIFY, "encrypted layers are not supported");
       if (!in_list (d->media_type, image_layer_types))
@@ -218,9 +265,16 @@ parse_index (reg_manifest *m, json_t *root, ef_err **err)
 int
 reg_manifest_parse (reg_manifest **out, const char *buf, size_t len, const char *content_type, ef_err **err)
 {
+  return reg_manifest_parse_as (out, buf, len, content_type, REG_PARSE_IMAGE, err);
+}
+
+int
+reg_manifest_parse_as (reg_manifest **out, const char *buf, size_t len, const char *content_type,
+                       enum reg_parse_mode mode, ef_err **err)
+{
   cleanup_free char *ct = bare_type (content_type);
   json_t *root, *sv, *mt;
-  json_error_t jerr;
+  const char *why = NULL;
   reg_manifest *m;
   const char *type;
   int rc = 0;
@@ -230,11 +284,11 @@ reg_manifest_parse (reg_manifest **out, const char *buf, size_t len, const char 
     return ef_err_set (err, EF_VERIFY, "manifest larger than %u bytes", REG_MANIFEST_MAX);
   if (ct && is_schema1_type (ct))
     return ef_err_set (err, EF_VERIFY, "schema1 manifests are not supported (re-push the image with a current client)");
-  root = json_loadb (buf, len, JSON_REJECT_DUPLICATES, &jerr);
+  root = ef_json_parse (buf, len, EF_JSON_BUDGET, &why);
   if (root == NULL || !json_is_object (root))
     {
       json_decref (root);
-      return ef_err_set (err, EF_VERIFY, "manifest is not a JSON object");
+      return ef_err_set (err, EF_VERIFY, "manifest %s", root ? "is not a JSON object" : why);
     }
   sv = json_object_get (root, "schemaVersion");
   mt = json_object_get (root, "mediaType");
@@ -291,7 +345,7 @@ reg_manifest_parse (reg_manifest **out, const char *buf, size_t len, const char 
   m = xcalloc (1, sizeof *m);
   m->media_type = xstrdup (type);
   m->kind = is_index_type (type) ? REG_INDEX : REG_IMAGE;
-  rc = m->kind == REG_INDEX ? parse_index (m, root, err) : parse_image (m, root, err);
+  rc = m->kind == REG_INDEX ? parse_index (m, root, err) : parse_image (m, root, mode, err);
   if (rc < 0)
     reg_manifest_free (m);
   else

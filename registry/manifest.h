@@ -31,10 +31,14 @@ struct reg_desc
   char *media_type;
   char *digest; /* "sha256:<hex>", checked */
   int64_t size;
+  char *artifact_type; /* or NULL */
+  char **annotations;  /* string annotations: key, value, ..., NULL (or NULL) */
   /* index entries only */
   char *os, *arch, *variant;
   bool attestation; /* BuildKit attestation manifest: never selected */
 };
+/* The value of annotation key, or NULL. */
+const char *reg_desc_annotation (const struct reg_desc *d, const char *key);
 
 typedef struct reg_manifest reg_manifest;
 
@@ -43,6 +47,13 @@ typedef struct reg_manifest reg_manifest;
  * unknown or encrypted layer types, non-image configs, digests we cannot
  * verify, and a body mediaType that contradicts Content-Type. */
 int reg_manifest_parse (reg_manifest **out, const char *buf, size_t len, const char *content_type, ef_err **err);
+enum reg_parse_mode
+{
+  REG_PARSE_IMAGE,    /* a runnable image: the checks above */
+  REG_PARSE_ARTIFACT, /* a signature or other attachment: any config and layer types, no layers allowed */
+};
+int reg_manifest_parse_as (reg_manifest **out, const char *buf, size_t len, const char *content_type,
+                           enum reg_parse_mode mode, ef_err **err);
 enum reg_kind reg_manifest_kind (const reg_manifest *m);
 const char *reg_manifest_media_type (const reg_manifest *m);
 const struct reg_desc *reg_manifest_config (const reg_manifest *m); /* images only */

@@ -140,7 +140,7 @@ reg_pull (reg_client *c, reg_store *s, const struct reg_ref *ref, const struct r
         goto fail;
       }
   }
-  rc = reg_client_fetch_blobs (c, ref, blobs, n + 1, s, progress, payload, &res->stats, err);
+  rc = reg_blobs_fetch (c, ref, blobs, n + 1, s, progress, payload, &res->stats, err);
   if (rc < 0)
     goto fail;
   rc = reg_store_record (s, res->reference, res->manifest_digest, res->index_digest, err);

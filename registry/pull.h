@@ -3,6 +3,7 @@
 #define EF_PULL_H
 
 #include "../verify/cosign.h"
+#include "blobs.h"
 #include "client.h"
 
 struct reg_pull_result

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "../common/util.h"
-#include "../verify/digest.h"
+#include "../common/digest.h"
 #include "ref.h"
 
 #define REF_MAX 1024      /* whole reference */

@@ -1,14 +1,20 @@
-/* sigstore.c: cosign's legacy signature tag, read through the registry
- * client; every payload byte is digest-checked before it is verified. */
+/* sigstore.c: see sigstore.h.  Every payload byte is digest-checked
+ * (it goes through the store) before it is verified. */
 #include <string.h>
 
-#include <jansson.h>
-
 #include "../common/util.h"
-#include "../verify/digest.h"
+#include "blobs.h"
 #include "sigstore.h"
 
 #define MAX_SIGNATURES 16
+
+/* What one format of signature came to. */
+enum sig_result
+{
+  SIG_ABSENT,  /* none of this format */
+  SIG_INVALID, /* some, none valid: *why says what was wrong */
+  SIG_VALID,
+};
 
 /* Does the payload's docker-reference name the repository we asked for? */
 static bool
@@ -24,100 +30,124 @@ same_repository (const char *docker_ref, const struct reg_ref *ref)
   return same;
 }
 
+/* GET and parse an artifact manifest (or index).  *absent when it is not there. */
+static int
+get_artifact (reg_client *c, const struct reg_ref *ref, const char *what, bool referrers, reg_manifest **out,
+              bool *absent, ef_err **err)
+{
+  struct reg_manifest_resp resp = { 0 };
+  ef_err *e = NULL;
+  int rc;
+
+  *out = NULL;
+  *absent = false;
+  rc = referrers ? reg_client_get_referrers (c, ref, what, SIGSTORE_BUNDLE_TYPE, &resp, &e)
+                 : reg_client_get_manifest (c, ref, what, &resp, &e);
+  if (rc < 0 && ef_err_code (e) == EF_NOTFOUND)
+    {
+      *absent = true;
+      ef_err_free (e);
+      return 0;
+    }
+  if (rc < 0)
+    return ef_err_propagate (err, e);
+  rc = reg_manifest_parse_as (out, resp.body, resp.len, resp.content_type, REG_PARSE_ARTIFACT, err);
+  reg_manifest_resp_dispose (&resp);
+  return rc;
+}
+
+/* Verify one legacy payload (in the store) with key. */
+static int
+verify_payload (reg_store *s, const struct reg_desc *d, const char *sig, const struct reg_ref *ref, const char *digest,
+                const vfy_cosign_key *key, ef_err **why)
+{
+  cleanup_free char *payload = NULL;
+  char *docker_ref = NULL;
+  size_t len;
+  int rc;
+
+  rc = reg_store_read (s, d->digest, COSIGN_PAYLOAD_MAX, &payload, &len, why);
+  if (rc == 0)
+    rc = vfy_cosign_verify (key, payload, len, sig, digest, &docker_ref, why);
+  if (rc == 0 && !same_repository (docker_ref, ref))
+    rc = ef_err_set (why, EF_VERIFY, "cosign signature names %.200s, not %s/%s", docker_ref, ref->domain, ref->path);
+  free (docker_ref);
+  return rc;
+}
+
 /* cosign's legacy format: the tag sha256-<hex>.sig. */
 static int
 check_legacy (reg_client *c, reg_store *s, const struct reg_ref *ref, const char *digest, const vfy_cosign_key *key,
-              ef_err **err)
+              enum sig_result *res, ef_err **why, ef_err **err)
 {
-  struct reg_manifest_resp resp = { 0 };
-  struct reg_desc descs[MAX_SIGNATURES];
-  const struct reg_desc *ptrs[MAX_SIGNATURES];
-  const char *sigs[MAX_SIGNATURES];
-  struct reg_fetch_stats st = { 0 };
   cleanup_free char *tag = xasprintf ("sha256-%s.sig", digest + 7);
-  cleanup_free char *why = NULL;
-  json_t *root = NULL, *layer;
-  ef_err *e = NULL;
-  size_t n = 0, i;
+  cleanup_manifest reg_manifest *m = NULL;
+  const struct reg_desc *sigs[MAX_SIGNATURES];
+  struct reg_fetch_stats st = { 0 };
+  size_t n = 0;
+  bool absent;
   int rc;
 
-  rc = reg_client_get_manifest (c, ref, tag, &resp, &e);
+  *res = SIG_ABSENT;
+  rc = get_artifact (c, ref, tag, false, &m, &absent, err);
   if (rc < 0)
     {
-      if (ef_err_code (e) == EF_NOTFOUND)
-        rc = ef_err_set (err, EF_VERIFY, "no cosign signature for %s (no tag %s)", digest, tag);
-      else
-        {
-          ef_err_set (err, ef_err_code (e), "%s", ef_err_msg (e));
-          rc = ef_err_wrap (err, "fetch cosign signatures");
-        }
-      ef_err_free (e);
+      ef_err_wrap (err, "fetch cosign signatures");
       return rc;
     }
-  root = json_loadb (resp.body, resp.len, JSON_REJECT_DUPLICATES, NULL);
-  json_array_foreach (json_object_get (root, "layers"), i, layer)
-  {
-    json_t *mt = json_object_get (layer, "mediaType"), *dg = json_object_get (layer, "digest");
-    json_t *sz = json_object_get (layer, "size");
-    json_t *sig = json_object_get (json_object_get (layer, "annotations"), COSIGN_SIG_ANNOTATION);
-
-    /* Other attachments are not signatures: skip them. */
-    if (!json_is_string (mt) || strcmp (json_string_value (mt), COSIGN_PAYLOAD_TYPE) != 0)
-      continue;
-    if (n == MAX_SIGNATURES || !json_is_string (dg) || ef_digest_parse (json_string_value (dg), NULL, NULL) < 0
-        || !json_is_integer (sz) || json_integer_value (sz) < 0 || json_integer_value (sz) > COSIGN_PAYLOAD_MAX
-        || !json_is_string (sig))
-      continue;
-    memset (&descs[n], 0, sizeof descs[n]);
-    descs[n].media_type = (char *) COSIGN_PAYLOAD_TYPE;
-    descs[n].digest = (char *) json_string_value (dg);
-    descs[n].size = json_integer_value (sz);
-    ptrs[n] = &descs[n];
-    sigs[n] = json_string_value (sig);
-    n++;
-  }
-  if (n == 0)
+  for (size_t i = 0; !absent && i < reg_manifest_count (m) && n < MAX_SIGNATURES; i++)
     {
-      rc = ef_err_set (err, EF_VERIFY, "no cosign signature for %s (tag %s holds none)", digest, tag);
-      goto out;
+      const struct reg_desc *d = reg_manifest_entry (m, i);
+      /* other attachments are not signatures: skip them */
+      if (strcmp (d->media_type, COSIGN_PAYLOAD_TYPE) == 0 && d->size <= COSIGN_PAYLOAD_MAX
+          && reg_desc_annotation (d, COSIGN_SIG_ANNOTATION))
+        sigs[n++] = d;
     }
-  rc = reg_client_fetch_blobs (c, ref, ptrs, n, s, NULL, NULL, &st, err);
+  if (n == 0)
+    return 0;
+  *res = SIG_INVALID;
+  rc = reg_blobs_fetch (c, ref, sigs, n, s, NULL, NULL, &st, err);
   if (rc < 0)
     {
       ef_err_wrap (err, "fetch cosign payloads");
-      goto out;
+      return rc;
     }
-  for (i = 0; i < n; i++)
+  for (size_t i = 0; i < n; i++)
     {
-      cleanup_free char *payload = NULL;
-      char *docker_ref = NULL;
-      size_t len;
-
-      ef_err_free (e);
-      e = NULL;
-      if (reg_store_read (s, descs[i].digest, COSIGN_PAYLOAD_MAX, &payload, &len, &e) < 0
-          || vfy_cosign_verify (key, payload, len, sigs[i], digest, &docker_ref, &e) < 0)
+      ef_err_clear (why);
+      if (verify_payload (s, sigs[i], reg_desc_annotation (sigs[i], COSIGN_SIG_ANNOTATION), ref, digest, key, why) == 0)
         {
-          free (why);
-          why = xstrdup (ef_err_msg (e));
-          continue;
+          *res = SIG_VALID;
+          break;
         }
-      if (!same_repository (docker_ref, ref))
-        {
-          free (why);
-          why = xasprintf ("cosign signature names %.200s, not %s/%s", docker_ref, ref->domain, ref->path);
-          free (docker_ref);
-          continue;
-        }
-      free (docker_ref);
-      rc = 0;
-      goto out;
     }
-  rc = ef_err_set (err, EF_VERIFY, "%s", why ? why : "no valid cosign signature");
-out:
-  ef_err_free (e);
-  json_decref (root);
-  reg_manifest_resp_dispose (&resp);
+  return 0;
+}
+
+/* One referrer: a manifest whose first layer is a sigstore bundle. */
+static int
+verify_referrer (reg_client *c, reg_store *s, const struct reg_ref *ref, const char *md, const char *digest,
+                 const vfy_cosign_key *key, ef_err **why)
+{
+  cleanup_manifest reg_manifest *bm = NULL;
+  cleanup_free char *bundle = NULL;
+  struct reg_fetch_stats st = { 0 };
+  const struct reg_desc *d;
+  size_t blen;
+  bool absent;
+  int rc = get_artifact (c, ref, md, false, &bm, &absent, why);
+
+  if (rc < 0)
+    return rc;
+  d = absent ? NULL : reg_manifest_entry (bm, 0);
+  if (d == NULL || reg_manifest_kind (bm) != REG_IMAGE || strcmp (d->media_type, SIGSTORE_BUNDLE_TYPE) != 0
+      || d->size <= 0 || d->size > COSIGN_PAYLOAD_MAX * 4)
+    return ef_err_set (why, EF_VERIFY, "referrer %s holds no sigstore bundle", md);
+  rc = reg_blobs_fetch (c, ref, &d, 1, s, NULL, NULL, &st, why);
+  if (rc == 0)
+    rc = reg_store_read (s, d->digest, COSIGN_PAYLOAD_MAX * 4, &bundle, &blen, why);
+  if (rc == 0)
+    rc = vfy_cosign_verify_bundle (key, bundle, blen, digest, why);
   return rc;
 }
 
@@ -126,115 +156,57 @@ out:
  * sha256-<hex> holding an index. */
 static int
 check_bundles (reg_client *c, reg_store *s, const struct reg_ref *ref, const char *digest, const vfy_cosign_key *key,
-               ef_err **err)
+               enum sig_result *res, ef_err **why, ef_err **err)
 {
-  struct reg_manifest_resp idx = { 0 };
   cleanup_free char *tag = xasprintf ("sha256-%s", digest + 7);
-  cleanup_free char *why = NULL;
-  json_t *root = NULL, *m;
-  ef_err *e = NULL;
-  size_t i, tried = 0;
+  cleanup_manifest reg_manifest *idx = NULL;
+  size_t tried = 0;
+  bool absent;
   int rc;
 
-  rc = reg_client_get_referrers (c, ref, digest, SIGSTORE_BUNDLE_TYPE, &idx, &e);
-  if (rc < 0 && ef_err_code (e) == EF_NOTFOUND)
+  *res = SIG_ABSENT;
+  rc = get_artifact (c, ref, digest, true, &idx, &absent, err);
+  if (rc == 0 && absent)
+    rc = get_artifact (c, ref, tag, false, &idx, &absent, err);
+  if (rc < 0 || absent)
+    return rc;
+  if (reg_manifest_kind (idx) != REG_INDEX)
+    return 0;
+  for (size_t i = 0; i < reg_manifest_count (idx) && tried < MAX_SIGNATURES; i++)
     {
-      ef_err_free (e);
-      e = NULL;
-      rc = reg_client_get_manifest (c, ref, tag, &idx, &e);
+      const struct reg_desc *e = reg_manifest_entry (idx, i);
+      if (e->artifact_type == NULL || strcmp (e->artifact_type, SIGSTORE_BUNDLE_TYPE) != 0)
+        continue;
+      tried++;
+      *res = SIG_INVALID;
+      ef_err_clear (why);
+      if (verify_referrer (c, s, ref, e->digest, digest, key, why) == 0)
+        {
+          *res = SIG_VALID;
+          break;
+        }
     }
-  if (rc < 0)
-    {
-      rc = ef_err_code (e) == EF_NOTFOUND ? ef_err_set (err, EF_VERIFY, "no cosign signature for %s", digest)
-                                          : ef_err_set (err, ef_err_code (e), "%s", ef_err_msg (e));
-      ef_err_free (e);
-      return rc;
-    }
-  root = json_loadb (idx.body, idx.len, JSON_REJECT_DUPLICATES, NULL);
-  json_array_foreach (json_object_get (root, "manifests"), i, m)
-  {
-    const char *at = json_string_value (json_object_get (m, "artifactType"));
-    const char *md = json_string_value (json_object_get (m, "digest"));
-    struct reg_manifest_resp bm = { 0 };
-    json_t *bj = NULL, *layer;
-    struct reg_desc d = { 0 };
-    const struct reg_desc *dp = &d;
-    struct reg_fetch_stats st = { 0 };
-    cleanup_free char *bundle = NULL;
-    size_t blen;
-
-    if (at == NULL || strcmp (at, SIGSTORE_BUNDLE_TYPE) != 0 || md == NULL || tried == MAX_SIGNATURES)
-      continue;
-    tried++;
-    ef_err_free (e);
-    e = NULL;
-    if (reg_client_get_manifest (c, ref, md, &bm, &e) < 0)
-      goto next;
-    bj = json_loadb (bm.body, bm.len, JSON_REJECT_DUPLICATES, NULL);
-    layer = json_array_get (json_object_get (bj, "layers"), 0);
-    d.media_type = (char *) json_string_value (json_object_get (layer, "mediaType"));
-    d.digest = (char *) json_string_value (json_object_get (layer, "digest"));
-    d.size = json_integer_value (json_object_get (layer, "size"));
-    if (d.media_type == NULL || strcmp (d.media_type, SIGSTORE_BUNDLE_TYPE) != 0 || d.digest == NULL
-        || ef_digest_parse (d.digest, NULL, NULL) < 0 || d.size <= 0 || d.size > COSIGN_PAYLOAD_MAX * 4)
-      {
-        ef_err_set (&e, EF_VERIFY, "referrer %s holds no sigstore bundle", md);
-        goto next;
-      }
-    if (reg_client_fetch_blobs (c, ref, &dp, 1, s, NULL, NULL, &st, &e) < 0
-        || reg_store_read (s, d.digest, COSIGN_PAYLOAD_MAX * 4, &bundle, &blen, &e) < 0
-        || vfy_cosign_verify_bundle (key, bundle, blen, digest, &e) < 0)
-      goto next;
-    json_decref (bj);
-    reg_manifest_resp_dispose (&bm);
-    rc = 0;
-    goto out;
-  next:
-    free (why);
-    why = xstrdup (ef_err_msg (e));
-    json_decref (bj);
-    reg_manifest_resp_dispose (&bm);
-  }
-  rc = ef_err_set (err, EF_VERIFY, "%s", why ? why : "no cosign signature");
-  if (why == NULL)
-    {
-      ef_err_free (*err);
-      *err = NULL;
-      rc = ef_err_set (err, EF_VERIFY, "no cosign signature for %s", digest);
-    }
-out:
-  ef_err_free (e);
-  json_decref (root);
-  reg_manifest_resp_dispose (&idx);
-  return rc;
+  return 0;
 }
 
 int
 reg_cosign_check (reg_client *c, reg_store *s, const struct reg_ref *ref, const char *digest,
                   const vfy_cosign_key *key, ef_err **err)
 {
-  ef_err *legacy = NULL, *bundles = NULL;
+  cleanup_err ef_err *why_legacy = NULL;
+  cleanup_err ef_err *why_bundle = NULL;
+  enum sig_result legacy, bundle = SIG_ABSENT;
   int rc;
 
-  if (check_legacy (c, s, ref, digest, key, &legacy) == 0)
-    return 0;
-  if (ef_err_code (legacy) != EF_VERIFY)
-    {
-      rc = ef_err_set (err, ef_err_code (legacy), "%s", ef_err_msg (legacy));
-      ef_err_free (legacy);
-      return rc;
-    }
-  if (check_bundles (c, s, ref, digest, key, &bundles) == 0)
-    {
-      ef_err_free (legacy);
-      return 0;
-    }
+  rc = check_legacy (c, s, ref, digest, key, &legacy, &why_legacy, err);
+  if (rc == 0 && legacy != SIG_VALID)
+    rc = check_bundles (c, s, ref, digest, key, &bundle, &why_bundle, err);
+  if (rc < 0 || legacy == SIG_VALID || bundle == SIG_VALID)
+    return rc;
   /* Say what was wrong with the signature that exists, if one does. */
-  if (strncmp (ef_err_msg (legacy), "no cosign signature", 19) == 0 && ef_err_code (bundles) != 0)
-    rc = ef_err_set (err, ef_err_code (bundles), "%s", ef_err_msg (bundles));
-  else
-    rc = ef_err_set (err, EF_VERIFY, "%s", ef_err_msg (legacy));
-  ef_err_free (legacy);
-  ef_err_free (bundles);
-  return rc;
+  if (legacy == SIG_INVALID)
+    return ef_err_set (err, EF_VERIFY, "%s", ef_err_msg (why_legacy));
+  if (bundle == SIG_INVALID)
+    return ef_err_set (err, EF_VERIFY, "%s", ef_err_msg (why_bundle));
+  return ef_err_set (err, EF_VERIFY, "no cosign signature for %s", digest);
 }

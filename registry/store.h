@@ -6,7 +6,11 @@
  *                    gc.lock               shared while open, exclusive for gc
  * A blob reaches blobs/ only through reg_store_put() or
  * reg_ingest_commit(), both of which check size and digest, fsync and
- * rename: nothing unverified is ever visible under blobs/. */
+ * rename: nothing unverified is ever visible under blobs/.  What leaves
+ * the store is hashed again unless this process verified it, and a blob
+ * found damaged is removed, to be fetched anew.
+ * store.c holds the blobs, ingest.c the blobs being fetched, images.c
+ * the records and gc. */
 #ifndef EF_STORE_H
 #define EF_STORE_H
 
@@ -25,10 +29,32 @@ const char *reg_store_dir (const reg_store *s);
 char *reg_store_blob_path (const reg_store *s, const char *digest);
 /* Present with this size (size < 0: any size)? */
 bool reg_store_has (const reg_store *s, const char *digest, int64_t size);
-/* Verify buf against digest and store it. */
+/* Verify buf against digest and store it.  A file already there under
+ * that name is compared and replaced when its bytes differ. */
 int reg_store_put (reg_store *s, const char *digest, const void *buf, size_t len, ef_err **err);
-/* Read a blob of at most max bytes and check its digest again. */
-int reg_store_read (const reg_store *s, const char *digest, size_t max, char **out, size_t *len, ef_err **err);
+/* Read a blob of at most max bytes and check its digest again; one that
+ * does not match is removed (the next pull fetches it) and is EF_LOCAL. */
+int reg_store_read (reg_store *s, const char *digest, size_t max, char **out, size_t *len, ef_err **err);
+/* Was the blob hashed whole by this process (fetched, stored or read)?
+ * Only such a blob may leave the store without being hashed again. */
+bool reg_store_verified (const reg_store *s, const char *digest);
+/* Remove a blob found damaged; returns 0 or -1 with errno set. */
+int reg_store_discard (reg_store *s, const char *digest);
+
+/* Receives a blob's bytes in order; returns 0 or negative with err set. */
+typedef int (*reg_chunk_fn) (void *payload, const void *buf, size_t len, ef_err **err);
+/* Stream blob digest (of size bytes) to fn, hashing as it goes unless
+ * this process verified it already; the last chunk is given only once
+ * the whole blob matched, so no reader gets all of a wrong blob.  A blob
+ * that does not match is removed and is EF_LOCAL ("store damaged"). */
+int reg_store_stream (reg_store *s, const char *digest, int64_t size, reg_chunk_fn fn, void *payload, ef_err **err);
+/* Move a complete, verified file (fd, at path tmp) to blobs/<hex>:
+ * fsync, rename, fsync the directory. */
+int reg_store_adopt (reg_store *s, int fd, const char *tmp, const char *digest, ef_err **err);
+/* gc.lock: gc takes it exclusive (false: another edgefetch has the store
+ * open), then gives it back shared. */
+bool reg_store_lock_exclusive (reg_store *s);
+void reg_store_lock_shared (reg_store *s);
 
 /* Bytes free for us under the store (statvfs), or -1. */
 int64_t reg_store_available (const reg_store *s);
@@ -50,23 +76,25 @@ struct reg_gc_stats
   int64_t blobs_kept;
 };
 /* Remove every blob that no recorded image refers to (manifests, index
- * children present in the store, configs, layers).  Fails with EF_LOCAL
- * while another edgefetch has the store open. */
+ * children present in the store, configs, layers).  Fails with EF_LOCAL,
+ * removing nothing, while another edgefetch has the store open or when a
+ * recorded image's manifest is missing or damaged (pull it again). */
 int reg_store_gc (reg_store *s, struct reg_gc_stats *stats, ef_err **err);
 
 typedef struct reg_ingest reg_ingest;
 
-/* Open (or resume) the ingest of one blob.  Returns 0 with *out set, 1 if
- * another process is fetching it now (try again later), negative on error.
+/* Open (or resume) the ingest of one blob.  Returns 0 with *out set, or
+ * 0 with *busy true when another process is fetching it now (try again
+ * later), negative on error.
  * Bytes already on disk from an earlier attempt are re-hashed, so the
  * fetch can continue at reg_ingest_offset(). */
-int reg_ingest_open (reg_ingest **out, reg_store *s, const char *digest, int64_t size, ef_err **err);
+int reg_ingest_open (reg_ingest **out, reg_store *s, const char *digest, int64_t size, bool *busy, ef_err **err);
 int64_t reg_ingest_offset (const reg_ingest *i);
 int reg_ingest_write (reg_ingest *i, const void *buf, size_t len, ef_err **err);
 /* Start over from byte 0 (the server ignored Range). */
 int reg_ingest_restart (reg_ingest *i, ef_err **err);
-/* Check size and digest, fsync, rename into blobs/.  A mismatch discards
- * the partial file and fails with EF_VERIFY. */
+/* Check size and digest, fsync, rename into blobs/.  A mismatch removes
+ * the partial file and is EF_VERIFY; free the ingest then. */
 int reg_ingest_commit (reg_ingest *i, ef_err **err);
 /* Close, keeping the partial bytes for a later resume. */
 void reg_ingest_free (reg_ingest *i);

@@ -9,9 +9,11 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "../common/file.h"
+#include "../common/json.h"
 #include "../common/util.h"
 #include "cosign.h"
-#include "digest.h"
+#include "../common/digest.h"
 
 #define PAYLOAD_TYPE "cosign container image signature"
 
@@ -66,13 +68,15 @@ vfy_cosign_key_load (vfy_cosign_key **out, const char *path, ef_err **err)
 {
   cleanup_free char *text = NULL;
   size_t len;
+  int rc;
 
   *out = NULL;
   if (ef_read_file (path, 64 * 1024, &text, &len) < 0)
     return ef_err_sys (err, EF_USAGE, errno, "cosign key %s", path);
-  if (vfy_cosign_key_from_pem (out, text, len, err) < 0)
-    return ef_err_wrap (err, "%s", path);
-  return 0;
+  rc = vfy_cosign_key_from_pem (out, text, len, err);
+  if (rc < 0)
+    ef_err_wrap (err, "%s", path);
+  return rc;
 }
 
 void
@@ -112,7 +116,7 @@ vfy_cosign_payload_parse (const char *payload, size_t len, char **docker_ref, ch
   *docker_ref = *manifest_digest = NULL;
   if (len > COSIGN_PAYLOAD_MAX)
     return ef_err_set (err, EF_VERIFY, "cosign payload too large");
-  root = json_loadb (payload, len, JSON_REJECT_DUPLICATES, NULL);
+  root = ef_json_parse (payload, len, EF_JSON_BUDGET, NULL);
   c = json_object_get (root, "critical");
   opt = json_object_get (root, "optional");
   if (!exact_keys (root, top) || !exact_keys (c, crit) || !(json_is_object (opt) || json_is_null (opt))
@@ -206,7 +210,7 @@ dsse_pae (const char *type, const unsigned char *body, size_t blen, size_t *len)
 static bool
 statement_names (const unsigned char *body, size_t len, const char *manifest_digest)
 {
-  json_t *st = json_loadb ((const char *) body, len, JSON_REJECT_DUPLICATES, NULL), *sub;
+  json_t *st = ef_json_parse ((const char *) body, len, EF_JSON_BUDGET, NULL), *sub;
   const char *type = json_string_value (json_object_get (st, "_type"));
   const char *pred = json_string_value (json_object_get (st, "predicateType"));
   bool ok = false;
@@ -238,7 +242,7 @@ vfy_cosign_verify_bundle (const vfy_cosign_key *k, const char *bundle, size_t le
 
   if (len > COSIGN_PAYLOAD_MAX * 4)
     return ef_err_set (err, EF_VERIFY, "sigstore bundle too large");
-  root = json_loadb (bundle, len, JSON_REJECT_DUPLICATES, NULL);
+  root = ef_json_parse (bundle, len, EF_JSON_BUDGET, NULL);
   mt = json_string_value (json_object_get (root, "mediaType"));
   env = json_object_get (root, "dsseEnvelope");
   payload = json_string_value (json_object_get (env, "payload"));

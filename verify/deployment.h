@@ -10,9 +10,12 @@
 
 /* The container images of a deployment string: {"services":{NAME:{"image":...}}},
  * or the legacy form with the containers at the top level.  Every
- * container must name an image.  *images is a NULL-terminated array the
- * caller frees with vfy_strv_free(). */
-int vfy_deployment_images (const char *deployment, size_t len, char ***images, ef_err **err);
-void vfy_strv_free (char **v);
+ * container must name an image.  overrides (the pattern's verified
+ * deployment_overrides, or NULL) gives a container named there with an
+ * image that image instead.  Both are parsed strictly (duplicate keys
+ * refused).  *images is a NULL-terminated array; free it with
+ * ef_strv_free(). */
+int vfy_deployment_images (const char *deployment, size_t len, const char *overrides, size_t olen, char ***images,
+                           ef_err **err);
 
 #endif

@@ -12,6 +12,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "../common/file.h"
 #include "../common/util.h"
 #include "rsapss.h"
 

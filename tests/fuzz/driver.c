@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../../common/file.h"
 #include "../../common/util.h"
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);

@@ -29,7 +29,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   /* no helpers here: a config naming one must not run anything while fuzzing */
   if (memmem (data, size, "cred", 4) == NULL && auth_config_lookup (&cr, (const char *) data, size, "docker.io", NULL) > 0)
     auth_creds_dispose (&cr);
-  auth_realm_check (s, "127.0.0.1:5000", false, NULL);
+  auth_realm_check (s, "127.0.0.1:5000", NULL, NULL);
   if (reg_ref_parse (&r, s, NULL) == 0)
     {
       free (reg_ref_string (r));

@@ -1,9 +1,11 @@
 /* Trust parsers: PEM keys and certificates, signatures, cosign payloads, deployments. */
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../../common/util.h"
 #include "../../verify/cosign.h"
+#include "../../common/text.h"
 #include "../../verify/deployment.h"
 #include "../../verify/rsapss.h"
 
@@ -42,8 +44,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
       free (ref);
       free (dg);
     }
-  if (vfy_deployment_images ((const char *) data, size, &images, NULL) == 0)
-    vfy_strv_free (images);
+  if (vfy_deployment_images ((const char *) data, size, NULL, 0, &images, NULL) == 0)
+    ef_strv_free (images);
   {
     unsigned char *out = NULL;
     if (ef_b64_decode (s, strlen (s), &out) >= 0)

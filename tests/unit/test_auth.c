@@ -108,26 +108,94 @@ challenge__hostile_fails (void **state)
   auth_challenge_dispose (&c);
 }
 
+/* A resolver for the tests: names of our own, no DNS. */
+static size_t
+fake_resolve (const char *name, char (*addrs)[AUTH_ADDR_LEN], size_t max)
+{
+  static const char *const table[][2] = {
+    { "registry.example.com", "93.184.216.34" }, { "evil.example", "127.0.0.1" },
+    { "rebind.example", "::ffff:10.1.2.3" },    { "registry.lan", "10.1.1.1" },
+    { "gitlab.example", "192.168.7.7" },        { "token.example", "8.8.4.4" },
+  };
+  size_t n = 0;
+
+  for (size_t i = 0; i < sizeof table / sizeof table[0] && n < max; i++)
+    if (strcmp (table[i][0], name) == 0)
+      snprintf (addrs[n++], AUTH_ADDR_LEN, "%s", table[i][1]);
+  return n;
+}
+
+/* go-containerregistry's validateRealmURL cases.  Deliberate differences
+ * (tests/vectors/auth/README): edgefetch has no insecure registries, so an
+ * http realm is always refused, even on the registry's own host:port. */
 static void
 realm__vectors (void **state)
 {
   json_t *root = vec_json ("auth/realm-validation.json"), *c;
-  size_t i;
+  size_t i, differ = 0;
 
   (void) state;
   json_array_foreach (json_object_get (root, "cases"), i, c)
   {
     const char *realm = json_string_value (json_object_get (c, "realm"));
     const char *host = json_string_value (json_object_get (c, "registry_host"));
-    bool insecure = json_is_true (json_object_get (c, "insecure"));
     bool reject = json_is_true (json_object_get (c, "reject"));
-    int rc = auth_realm_check (realm, host && *host ? host : NULL, insecure, NULL);
+    int rc = auth_realm_check (realm, host && *host ? host : NULL, fake_resolve, NULL);
+    if (!reject && strncmp (realm, "http://", 7) == 0)
+      {
+        assert_true (rc < 0); /* the deliberate difference */
+        differ++;
+        continue;
+      }
     if ((rc < 0) != reject)
-      fail_msg ("realm %s (registry %s, insecure %d): %s", realm, host, insecure, reject ? "accepted" : "rejected");
+      fail_msg ("realm %s (registry %s): %s", realm, host, reject ? "accepted" : "rejected");
   }
   json_decref (root);
-  assert_true (auth_realm_check ("not a url", NULL, false, NULL) < 0);
-  assert_true (auth_realm_check ("ftp://auth.example/token", NULL, false, NULL) < 0);
+  assert_int_equal (differ, 2);
+  assert_true (auth_realm_check ("not a url", NULL, fake_resolve, NULL) < 0);
+  assert_true (auth_realm_check ("ftp://auth.example/token", NULL, fake_resolve, NULL) < 0);
+}
+
+static void
+realm__internal_forms_from_a_public_registry_fail (void **state)
+{
+  static const char *const bad[] = {
+    "https://[::ffff:127.0.0.1]:5447/token", /* IPv4-mapped loopback */
+    "https://[::ffff:7f00:1]/token",         /* the same, in hex */
+    "https://[::127.0.0.1]/token",           /* IPv4-compatible */
+    "https://[fe80::1]/token",               "https://[fd00::5]/token",
+    "https://evil.example/token",            /* a name that resolves to loopback */
+    "https://rebind.example/token",          /* a name that resolves to a mapped private address */
+    "https://localhost:5447/token",          "https://169.254.169.254/latest/meta-data",
+    "https://0.0.0.0/token",                 "https://100.64.0.1/token",
+    NULL,
+  };
+
+  (void) state;
+  for (const char *const *r = bad; *r; r++)
+    if (auth_realm_check (*r, "registry.example.com", fake_resolve, NULL) == 0)
+      fail_msg ("realm %s accepted for a public registry", *r);
+  /* ...and a public registry's public realm is fine */
+  assert_int_equal (auth_realm_check ("https://token.example/token", "registry.example.com", fake_resolve, NULL), 0);
+}
+
+static void
+realm__own_host_other_port_and_inside_registry_pass (void **state)
+{
+  (void) state;
+  /* this testbed's registry on :5446 with its token server on :5447 */
+  assert_int_equal (auth_realm_check ("https://127.0.0.1:5447/token", "127.0.0.1:5446", fake_resolve, NULL), 0);
+  assert_int_equal (auth_realm_check ("https://[::1]:5447/token", "[::1]:5446", fake_resolve, NULL), 0);
+  /* GitLab: the registry on :5050, its token endpoint on :443 of the same host */
+  assert_int_equal (auth_realm_check ("https://gitlab.example/jwt/auth", "gitlab.example:5050", fake_resolve, NULL),
+                    0);
+  /* an on-site registry (by name or address) with its token server beside it */
+  assert_int_equal (auth_realm_check ("https://localhost:9000/token", "127.0.0.1:5000", fake_resolve, NULL), 0);
+  assert_int_equal (auth_realm_check ("https://10.0.0.5/token", "registry.lan:5000", fake_resolve, NULL), 0);
+  assert_int_equal (auth_realm_check ("https://[::ffff:10.0.0.5]/token", "192.168.1.10:5000", fake_resolve, NULL),
+                    0);
+  /* still https only */
+  assert_true (auth_realm_check ("http://127.0.0.1:5447/token", "127.0.0.1:5446", fake_resolve, NULL) < 0);
 }
 
 static void
@@ -186,6 +254,21 @@ token__hostile_fails (void **state)
       fail_msg ("accepted token body %s", *p);
   assert_int_equal (auth_token_parse (&t, "{\"token\":\"x\",\"expires_in\":10}", 29, NULL), 0);
   assert_int_equal (t.expires_in, 60);
+  auth_token_dispose (&t);
+}
+
+/* expires_in near INT64_MAX: taken as a day, so that no arithmetic on it
+ * overflows (UBSan would abort this test otherwise). */
+static void
+token__expires_in_int64_max_is_a_day (void **state)
+{
+  static const char body[] = "{\"token\":\"x\",\"expires_in\":9223372036854775807}";
+  struct auth_token t;
+
+  (void) state;
+  assert_int_equal (auth_token_parse (&t, body, strlen (body), NULL), 0);
+  assert_int_equal (t.expires_in, AUTH_TOKEN_LIFE_MAX);
+  assert_true ((t.expires_in - 5) * 1000 > 0);
   auth_token_dispose (&t);
 }
 
@@ -303,6 +386,71 @@ config__credential_helpers (void **state)
   rmdir (dir);
 }
 
+/* A helper script in a temp dir put first on PATH. */
+static char *
+install_helper (char *dir, const char *name, const char *body, char **oldpath)
+{
+  char *path;
+  FILE *f;
+
+  assert_non_null (mkdtemp (dir));
+  path = xasprintf ("%s/docker-credential-%s", dir, name);
+  f = fopen (path, "w");
+  assert_non_null (f);
+  fputs (body, f);
+  fclose (f);
+  chmod (path, 0755);
+  *oldpath = xstrdup (getenv ("PATH") ? getenv ("PATH") : "/usr/bin:/bin");
+  {
+    cleanup_free char *np = xasprintf ("%s:%s", dir, *oldpath);
+    setenv ("PATH", np, 1);
+  }
+  return path;
+}
+
+static void
+helper__that_hangs_fails_in_time_naming_it (void **state)
+{
+  char dir[] = "/tmp/ef-helper-XXXXXX";
+  cleanup_free char *oldpath = NULL;
+  cleanup_free char *path = install_helper (dir, "hang", "#!/bin/sh\nexec sleep 3600\n", &oldpath);
+  static const char cfg[] = "{\"credsStore\":\"hang\"}";
+  struct auth_creds cr;
+  ef_err *err = NULL;
+  int64_t t0 = ef_now_ms ();
+
+  (void) state;
+  assert_true (auth_config_lookup (&cr, cfg, strlen (cfg), "x.example", &err) < 0);
+  assert_true (ef_now_ms () - t0 < 15000);
+  assert_non_null (strstr (ef_err_msg (err), "docker-credential-hang"));
+  assert_non_null (strstr (ef_err_msg (err), "no answer within"));
+  ef_err_free (err);
+  setenv ("PATH", oldpath, 1);
+  unlink (path);
+  rmdir (dir);
+}
+
+static void
+helper__that_prints_a_megabyte_fails_naming_it (void **state)
+{
+  char dir[] = "/tmp/ef-helper-XXXXXX";
+  cleanup_free char *oldpath = NULL;
+  cleanup_free char *path
+      = install_helper (dir, "chatty", "#!/bin/sh\nhead -c 1048576 /dev/zero | tr '\\0' x\n", &oldpath);
+  static const char cfg[] = "{\"credsStore\":\"chatty\"}";
+  struct auth_creds cr;
+  ef_err *err = NULL;
+
+  (void) state;
+  assert_true (auth_config_lookup (&cr, cfg, strlen (cfg), "x.example", &err) < 0);
+  assert_non_null (strstr (ef_err_msg (err), "docker-credential-chatty"));
+  assert_non_null (strstr (ef_err_msg (err), "more than 64 KiB"));
+  ef_err_free (err);
+  setenv ("PATH", oldpath, 1);
+  unlink (path);
+  rmdir (dir);
+}
+
 static void
 config__hostile_fails (void **state)
 {
@@ -342,11 +490,16 @@ main (void)
     cmocka_unit_test (challenge__vectors),
     cmocka_unit_test (challenge__hostile_fails),
     cmocka_unit_test (realm__vectors),
+    cmocka_unit_test (realm__internal_forms_from_a_public_registry_fail),
+    cmocka_unit_test (realm__own_host_other_port_and_inside_registry_pass),
     cmocka_unit_test (token__vectors),
     cmocka_unit_test (token__hostile_fails),
+    cmocka_unit_test (token__expires_in_int64_max_is_a_day),
     cmocka_unit_test (config__containers_image_lookups),
     cmocka_unit_test (config__docker_cli_lookups),
     cmocka_unit_test (config__credential_helpers),
+    cmocka_unit_test (helper__that_hangs_fails_in_time_naming_it),
+    cmocka_unit_test (helper__that_prints_a_megabyte_fails_naming_it),
     cmocka_unit_test (config__hostile_fails),
     cmocka_unit_test (creds__split_on_first_colon),
   };

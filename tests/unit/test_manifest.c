@@ -1,7 +1,7 @@
 /* test_manifest.c: manifests, indexes and platform choice, against the
  * containers/image and image-spec fixtures in tests/vectors/manifests. */
 #include "../../registry/manifest.h"
-#include "../../verify/digest.h"
+#include "../../common/digest.h"
 #include "vectors.h"
 
 /* The Content-Type a registry would send for a fixture. */

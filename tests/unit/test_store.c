@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 #include "../../registry/store.h"
-#include "../../verify/digest.h"
+#include "../../common/digest.h"
 #include "vectors.h"
 
 static char *
@@ -130,6 +130,7 @@ ingest__resume_and_verify (void **state)
   reg_store *s = NULL;
   reg_ingest *i = NULL;
   ef_err *err = NULL;
+  bool busy;
 
   (void) state;
   for (size_t k = 0; k < sizeof data; k++)
@@ -138,14 +139,14 @@ ingest__resume_and_verify (void **state)
   assert_int_equal (reg_store_open (&s, dir, NULL), 0);
 
   /* first attempt: a third of the bytes, then the process "dies" */
-  assert_int_equal (reg_ingest_open (&i, s, d, sizeof data, NULL), 0);
+  assert_int_equal (reg_ingest_open (&i, s, d, sizeof data, &busy, NULL), 0);
   assert_int_equal (reg_ingest_offset (i), 0);
   assert_int_equal (reg_ingest_write (i, data, 100000, NULL), 0);
   reg_ingest_free (i);
   assert_false (reg_store_has (s, d, -1));
 
   /* second attempt continues where the bytes end, with the hash restored */
-  assert_int_equal (reg_ingest_open (&i, s, d, sizeof data, NULL), 0);
+  assert_int_equal (reg_ingest_open (&i, s, d, sizeof data, &busy, NULL), 0);
   assert_int_equal (reg_ingest_offset (i), 100000);
   assert_int_equal (reg_ingest_write (i, data + 100000, sizeof data - 100000, NULL), 0);
   /* one byte too many is refused, and the partial is dropped */
@@ -153,19 +154,19 @@ ingest__resume_and_verify (void **state)
   assert_int_equal (ef_err_code (err), EF_VERIFY);
   ef_err_free (err);
   reg_ingest_free (i);
-  assert_int_equal (reg_ingest_open (&i, s, d, sizeof data, NULL), 0);
+  assert_int_equal (reg_ingest_open (&i, s, d, sizeof data, &busy, NULL), 0);
   assert_int_equal (reg_ingest_offset (i), 0);
   assert_int_equal (reg_ingest_write (i, data, sizeof data, NULL), 0);
   assert_int_equal (reg_ingest_commit (i, NULL), 0);
   reg_ingest_free (i);
   assert_true (reg_store_has (s, d, sizeof data));
 
-  /* wrong bytes: EF_VERIFY, nothing in blobs/, no partial left */
+  /* wrong bytes: EF_VERIFY, nothing in blobs/, no wrong byte kept for a resume */
   {
     char d2[EF_DIGEST_LEN + 1];
     cleanup_free char *part = NULL;
     ef_digest_buf ("abc", 3, d2);
-    assert_int_equal (reg_ingest_open (&i, s, d2, 3, NULL), 0);
+    assert_int_equal (reg_ingest_open (&i, s, d2, 3, &busy, NULL), 0);
     assert_int_equal (reg_ingest_write (i, "abd", 3, NULL), 0);
     err = NULL;
     assert_true (reg_ingest_commit (i, &err) < 0);
@@ -174,7 +175,7 @@ ingest__resume_and_verify (void **state)
     reg_ingest_free (i);
     assert_false (reg_store_has (s, d2, -1));
     part = xasprintf ("%s/ingest/%s.part", dir, d2 + 7);
-    assert_int_equal (access (part, F_OK), -1);
+    assert_int_equal (reg_store_partial (s, d2), 0);
   }
   reg_store_free (s);
   rmtree (dir);
@@ -187,22 +188,131 @@ ingest__second_holder_waits (void **state)
   char d[EF_DIGEST_LEN + 1];
   reg_store *s = NULL;
   reg_ingest *i = NULL;
+  bool busy;
   pid_t pid;
   int status;
 
   (void) state;
   ef_digest_buf ("x", 1, d);
   assert_int_equal (reg_store_open (&s, dir, NULL), 0);
-  assert_int_equal (reg_ingest_open (&i, s, d, 1, NULL), 0);
+  assert_int_equal (reg_ingest_open (&i, s, d, 1, &busy, NULL), 0);
+  assert_false (busy);
   pid = fork ();
   if (pid == 0)
     {
       reg_ingest *j = NULL;
-      _exit (reg_ingest_open (&j, s, d, 1, NULL) == 1 ? 0 : 1);
+      _exit (reg_ingest_open (&j, s, d, 1, &busy, NULL) == 0 && busy && j == NULL ? 0 : 1);
     }
   assert_int_equal (waitpid (pid, &status, 0), pid);
   assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
   reg_ingest_free (i);
+  reg_store_free (s);
+  rmtree (dir);
+}
+
+/* Plant bytes under blobs/sha256/<hex> as an attacker with write access
+ * to the store would. */
+static void
+plant (const char *dir, const char *digest, const void *bytes, size_t n)
+{
+  cleanup_free char *p = xasprintf ("%s/blobs/sha256/%s", dir, digest + 7);
+  FILE *f = fopen (p, "w");
+  assert_non_null (f);
+  assert_int_equal (fwrite (bytes, 1, n, f), n);
+  fclose (f);
+}
+
+static void
+store__put_over_a_planted_same_size_blob_replaces_it (void **state)
+{
+  cleanup_free char *dir = tmpdir ();
+  static const char good[] = "{\"schemaVersion\":2}", bad[] = "{\"schemaVersion\":3}";
+  char d[EF_DIGEST_LEN + 1];
+  cleanup_free char *back = NULL;
+  reg_store *s = NULL;
+  size_t n;
+
+  (void) state;
+  ef_digest_buf (good, strlen (good), d);
+  assert_int_equal (reg_store_open (&s, dir, NULL), 0);
+  plant (dir, d, bad, strlen (bad));
+  assert_int_equal (reg_store_put (s, d, good, strlen (good), NULL), 0);
+  assert_int_equal (reg_store_read (s, d, 1024, &back, &n, NULL), 0);
+  assert_memory_equal (back, good, strlen (good));
+  reg_store_free (s);
+  rmtree (dir);
+}
+
+struct counter
+{
+  size_t bytes;
+};
+
+static int
+count_chunk (void *payload, const void *buf, size_t len, ef_err **err)
+{
+  (void) buf;
+  (void) err;
+  ((struct counter *) payload)->bytes += len;
+  return 0;
+}
+
+static void
+store__stream_of_a_planted_wrong_layer_withholds_its_end_and_removes_it (void **state)
+{
+  cleanup_free char *dir = tmpdir ();
+  size_t n = 300 * 1024;
+  cleanup_free char *good = xcalloc (1, n), *bad = xcalloc (1, n);
+  char d[EF_DIGEST_LEN + 1];
+  struct counter c = { 0 };
+  reg_store *s = NULL, *s2 = NULL;
+  ef_err *err = NULL;
+
+  (void) state;
+  memset (bad, 'x', n);
+  ef_digest_buf (good, n, d);
+  assert_int_equal (reg_store_open (&s, dir, NULL), 0);
+  plant (dir, d, bad, n);
+  assert_true (reg_store_has (s, d, (int64_t) n)); /* by name and size it looks right */
+  assert_int_equal (reg_store_stream (s, d, (int64_t) n, count_chunk, &c, &err), -EF_LOCAL);
+  assert_non_null (strstr (ef_err_msg (err), "store damaged"));
+  assert_true (c.bytes < n); /* the reader never got all of it */
+  assert_false (reg_store_has (s, d, -1));
+  ef_err_free (err);
+  /* a good blob streams whole, hashed, in another process's view too */
+  assert_int_equal (reg_store_put (s, d, good, n, NULL), 0);
+  assert_int_equal (reg_store_open (&s2, dir, NULL), 0);
+  c.bytes = 0;
+  assert_int_equal (reg_store_stream (s2, d, (int64_t) n, count_chunk, &c, NULL), 0);
+  assert_int_equal (c.bytes, n);
+  reg_store_free (s2);
+  reg_store_free (s);
+  rmtree (dir);
+}
+
+static void
+gc__with_a_planted_wrong_manifest_removes_nothing (void **state)
+{
+  cleanup_free char *dir = tmpdir ();
+  size_t len;
+  cleanup_free char *body = vec_read ("manifests/containers-image/v2s2.manifest.json", &len);
+  char md[EF_DIGEST_LEN + 1], other[EF_DIGEST_LEN + 1];
+  struct reg_gc_stats st;
+  reg_store *s = NULL;
+  ef_err *err = NULL;
+
+  (void) state;
+  ef_digest_buf (body, len, md);
+  ef_digest_buf ("unrelated", 9, other);
+  assert_int_equal (reg_store_open (&s, dir, NULL), 0);
+  assert_int_equal (reg_store_put (s, other, "unrelated", 9, NULL), 0);
+  body[10] ^= 1;
+  plant (dir, md, body, len);
+  assert_int_equal (reg_store_record (s, "example.org/app:1", md, NULL, NULL), 0);
+  assert_true (reg_store_gc (s, &st, &err) < 0);
+  assert_non_null (strstr (ef_err_msg (err), "gc removed nothing"));
+  assert_true (reg_store_has (s, other, 9));
+  ef_err_free (err);
   reg_store_free (s);
   rmtree (dir);
 }
@@ -214,6 +324,9 @@ main (void)
     cmocka_unit_test (digest__parse),         cmocka_unit_test (digest__known_answer),
     cmocka_unit_test (b64__strict),           cmocka_unit_test (store__put_checks_digest),
     cmocka_unit_test (ingest__resume_and_verify), cmocka_unit_test (ingest__second_holder_waits),
+    cmocka_unit_test (store__put_over_a_planted_same_size_blob_replaces_it),
+    cmocka_unit_test (store__stream_of_a_planted_wrong_layer_withholds_its_end_and_removes_it),
+    cmocka_unit_test (gc__with_a_planted_wrong_manifest_removes_nothing),
   };
   return cmocka_run_group_tests_name ("store", tests, NULL, NULL);
 }

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "../../common/file.h"
 #include "../../common/util.h"
 
 static inline char *
@@ -35,6 +36,7 @@ vec_read (const char *rel, size_t *len)
       char msg[512];
       snprintf (msg, sizeof msg, "cannot read vector %s (run from the top of the tree, or set EF_VECTORS)", path);
       free (path);
+      path = NULL;
       fail_msg ("%s", msg);
     }
   free (path);

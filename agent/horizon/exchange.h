@@ -1,15 +1,20 @@
-/* exchange.h: the Horizon exchange's REST API, as a node sees it. */
+/* exchange.h: the Horizon exchange's REST API, as a node sees it:
+ * node-authenticated JSON over registry/http.h, TLS with the system CAs
+ * (when the machine has them) plus HZN_MGMT_HUB_CERT_PATH, timeouts and
+ * retries as anax has them. */
 #ifndef EF_EXCHANGE_H
 #define EF_EXCHANGE_H
 
+#include <signal.h>
+
 #include <jansson.h>
 
-#include "../common/err.h"
-#include "config.h"
+#include "../../common/err.h"
+#include "../config.h"
 
 typedef struct exchange exchange;
 
-int exchange_new (exchange **out, const struct agent_config *c, volatile int *cancel, ef_err **err);
+int exchange_new (exchange **out, const struct agent_config *c, const volatile sig_atomic_t *cancel, ef_err **err);
 void exchange_free (exchange *ex);
 
 /* GET base+path: the JSON body (object or array).  404 is EF_NOTFOUND

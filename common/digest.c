@@ -3,7 +3,7 @@
 
 #include <openssl/evp.h>
 
-#include "../common/util.h"
+#include "util.h"
 #include "digest.h"
 
 struct ef_hash

@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-#include "../common/err.h"
+#include "err.h"
 
 #define EF_DIGEST_HEX 64                   /* hex chars of a sha256 */
 #define EF_DIGEST_LEN (7 + EF_DIGEST_HEX)  /* "sha256:" + hex */

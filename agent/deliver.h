@@ -1,0 +1,34 @@
+/* deliver.h: one image, from the registry to where it is wanted: pulled
+ * into the store (verified), then written out (--output) and handed to a
+ * runtime.  A store blob found damaged on the way out is removed by the
+ * store; it is then fetched again and the delivery tried once more.
+ * Shared by `edgefetch pull` and the agent. */
+#ifndef EF_DELIVER_H
+#define EF_DELIVER_H
+
+#include "../registry/export.h"
+#include "../registry/pull.h"
+#include "runtime/runtime.h"
+
+struct delivery_opts
+{
+  const struct reg_platform *platform;
+  const vfy_cosign_key *cosign_key; /* or NULL */
+  reg_progress_fn progress;
+  void *payload;
+  const char *out_path; /* or NULL */
+  enum reg_export_format out_fmt;
+  const struct runtime_spec *runtime; /* or NULL */
+};
+
+struct delivery
+{
+  struct reg_pull_result *res;
+  struct runtime_result handoff; /* when a runtime was asked for */
+};
+
+int agent_deliver (reg_client *c, reg_store *s, const struct reg_ref *ref, const struct delivery_opts *o,
+                   struct delivery *out, ef_err **err);
+void agent_delivery_dispose (struct delivery *d);
+
+#endif

@@ -1,0 +1,88 @@
+/* horizon.h: Open Horizon's protocol as a node follows it, over the
+ * exchange (exchange.h): what the node runs (its pattern's services for
+ * its architecture, requiredServices resolved within their version
+ * ranges), the keys and registry credentials a service carries, and the
+ * change records that say when to look again.  plan.c, version.c,
+ * service.c, changes.c. */
+#ifndef EF_HORIZON_H
+#define EF_HORIZON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "../../common/err.h"
+#include "../../registry/session.h"
+#include "../../verify/rsapss.h"
+#include "../config.h"
+#include "exchange.h"
+
+#define HZN_MAX_SERVICES 64
+
+/* One service definition to run, as the exchange holds it. */
+struct hzn_service
+{
+  char *org, *url, *version, *arch;
+  char *id;                   /* "org/svcid" as the exchange keys it */
+  json_t *def;                /* the definition: deployment, deploymentSignature, ... */
+  char *overrides, *overrides_sig; /* the pattern's, for a top-level service */
+};
+
+/* A service of the pattern that could not be resolved. */
+struct hzn_unresolved
+{
+  char *name; /* org/url */
+  int code;   /* EF_NOTFOUND, EF_VERIFY, EF_USAGE */
+  char *error;
+};
+
+/* What the exchange says the node runs now. */
+struct hzn_plan
+{
+  char *pattern;              /* "org/name", or NULL: no pattern */
+  char *pattern_last_updated; /* or NULL */
+  char *arch;                 /* amd64, arm64, arm */
+  struct hzn_service svc[HZN_MAX_SERVICES];
+  size_t n;
+  struct hzn_unresolved bad[HZN_MAX_SERVICES];
+  size_t nbad;
+};
+
+/* Read node, pattern and services.  An exchange failure (network, auth,
+ * a missing node) fails; a service that cannot be resolved is listed in
+ * bad and the others go on. */
+int hzn_plan_read (exchange *ex, const struct agent_config *cfg, struct hzn_plan *out, ef_err **err);
+void hzn_plan_dispose (struct hzn_plan *p);
+
+/* The keys that may sign v's deployment: the trust dir, plus the ones
+ * published with v when EDGEFETCH_TRUST_EXCHANGE_KEYS=true.  What could
+ * not be loaded is added to notes. */
+vfy_keyring *hzn_service_keyring (exchange *ex, const struct agent_config *cfg, const struct hzn_service *v,
+                                  json_t *notes);
+/* v's dockauths as registry credentials (at most max; an empty username
+ * is "token", as the exchange stores it); *n how many.  Free them with
+ * hzn_creds_dispose. */
+int hzn_service_dockauths (exchange *ex, const struct hzn_service *v, struct reg_host_creds *hc, size_t max,
+                           size_t *n, ef_err **err);
+void hzn_creds_dispose (struct reg_host_creds *hc, size_t n);
+
+/* changes/maxchangeid */
+int hzn_max_change_id (exchange *ex, json_int_t *out, ef_err **err);
+/* POST orgs/{org}/changes from change_id + 1 (also the node's heartbeat). */
+int hzn_poll_changes (exchange *ex, const struct agent_config *cfg, json_int_t change_id, json_t **out,
+                      ef_err **err);
+/* Can this change record change what the node fetches? */
+bool hzn_change_relevant (json_t *change, const struct agent_config *cfg);
+/* The pattern's lastUpdated ("" when it has none); caller frees. */
+int hzn_pattern_stamp (exchange *ex, const char *pattern, char **out, ef_err **err);
+
+/* amd64, arm64, arm from GOARCH or uname names (x86_64, aarch64, armhf, ...). */
+const char *hzn_arch_synonym (const char *a);
+/* Horizon versions: dotted numbers. */
+int hzn_version_cmp (const char *a, const char *b);
+/* "1.2.3" means >= 1.2.3; "[1.0.0,2.0.0)" with brackets or parens;
+ * INFINITY (or nothing) as an upper bound. */
+bool hzn_version_in_range (const char *v, const char *range);
+
+#endif

@@ -1,0 +1,136 @@
+/* containerd.c: containerd through its own CLI, ctr (runtime.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../../common/spawn.h"
+#include "../../common/util.h"
+#include "runtime.h"
+
+#define OUT_MAX (4u << 20)
+#define LS_TIMEOUT_MS 30000
+
+/* ctr -a SOCK -n NS args...; stdin from in_fd (or /dev/null). */
+static int
+ctr (const struct runtime_spec *rt, const char *const *args, int in_fd, int timeout_ms, struct ef_spawn_result *r,
+     ef_err **err)
+{
+  const char *argv[16];
+  struct ef_spawn sp = { 0 };
+  size_t n = 0;
+  int rc;
+
+  argv[n++] = "ctr";
+  argv[n++] = "-a";
+  argv[n++] = rt->socket;
+  argv[n++] = "-n";
+  argv[n++] = rt->ns;
+  for (; *args && n < 15; args++)
+    argv[n++] = *args;
+  argv[n] = NULL;
+  sp.argv = argv;
+  sp.in_fd = in_fd;
+  sp.merge_stderr = true;
+  sp.max_out = OUT_MAX;
+  sp.timeout_ms = timeout_ms;
+  rc = ef_spawn_run (&sp, r, err);
+  if (rc < 0)
+    ef_err_wrap (err, "containerd");
+  return rc;
+}
+
+static bool
+succeeded (const struct ef_spawn_result *r)
+{
+  return r->end == EF_SPAWN_EXITED && r->status == 0;
+}
+
+/* Does ctr list name with digest? */
+static int
+has (const struct runtime_spec *rt, const char *name, const char *digest, bool *out, ef_err **err)
+{
+  cleanup_free char *filter = xasprintf ("name==%s", name);
+  const char *args[] = { "images", "ls", filter, NULL };
+  struct ef_spawn_result r;
+  int rc = ctr (rt, args, -1, LS_TIMEOUT_MS, &r, err);
+
+  *out = rc == 0 && succeeded (&r) && strstr (r.out, digest) != NULL;
+  ef_spawn_result_dispose (&r);
+  return rc;
+}
+
+/* ctr's output as one line (it prints several). */
+static void
+one_line (char *s)
+{
+  char *nl;
+
+  while ((nl = strchr (s, '\n')) != NULL && nl[1] != '\0')
+    *nl = ' ';
+  if ((nl = strchr (s, '\n')) != NULL)
+    *nl = '\0';
+}
+
+static int
+import (const struct runtime_spec *rt, reg_store *s, const struct reg_pull_result *res, const struct reg_ref *ref,
+        ef_err **err)
+{
+  const char *args[] = { "images", "import", "-", NULL };
+  struct runtime_pump *pu;
+  struct ef_spawn_result r;
+  int rfd, rc, prc;
+
+  rc = runtime_pump_start (&pu, s, res, ref, REG_EXPORT_OCI_ARCHIVE, true, &rfd, err);
+  if (rc < 0)
+    return rc;
+  rc = ctr (rt, args, rfd, 0, &r, err); /* takes (and closes) rfd */
+  prc = runtime_pump_finish (pu, rc == 0 ? err : NULL);
+  if (rc == 0)
+    rc = prc;
+  if (rc == 0 && !succeeded (&r))
+    {
+      one_line (r.out);
+      rc = ef_err_set (err, EF_LOCAL, "containerd refused the image: %.300s", r.out);
+    }
+  ef_spawn_result_dispose (&r);
+  return rc;
+}
+
+/* containerd records the digest at the archive's top: the index, when
+ * the reference named one. */
+int
+runtime_containerd_handoff (const struct runtime_spec *rt, reg_store *s, const struct reg_pull_result *res,
+                            const struct reg_ref *ref, struct runtime_result *out, ef_err **err)
+{
+  const char *top = res->index_digest ? res->index_digest : res->manifest_digest;
+  bool present = false;
+  int rc;
+
+  if (ref->tag)
+    snprintf (out->name, sizeof out->name, "%s/%s:%s", ref->domain, ref->path, ref->tag);
+  else
+    snprintf (out->name, sizeof out->name, "%s/%s@%s", ref->domain, ref->path, top);
+  if (access (rt->socket, F_OK) != 0)
+    return ef_err_sys (err, EF_LOCAL, errno, "containerd at %s", rt->socket);
+  rc = has (rt, out->name, top, &present, err);
+  out->sent = rc == 0 && !present;
+  if (out->sent)
+    rc = import (rt, s, res, ref, err);
+  if (out->sent && rc == 0)
+    rc = has (rt, out->name, top, &present, err);
+  if (rc == 0 && !present)
+    rc = ef_err_set (err, EF_LOCAL, "containerd does not list %s with %s after the import", out->name, top);
+  return rc;
+}
+
+int
+runtime_containerd_remove (const struct runtime_spec *rt, const char *name, ef_err **err)
+{
+  const char *args[] = { "images", "rm", name, NULL };
+  struct ef_spawn_result r;
+  int rc = ctr (rt, args, -1, LS_TIMEOUT_MS, &r, err);
+
+  ef_spawn_result_dispose (&r);
+  return rc; /* ctr says nothing useful for an absent name; ls would show it */
+}

@@ -1,0 +1,72 @@
+/* runtime.h: hand a verified image from the store to dockerd, podman or
+ * containerd, without a temporary copy of the image on disk: an archive
+ * is written by a thread into a pipe the runtime reads (runtime.c), to
+ * the Engine and libpod APIs (engine.c) or to `ctr` (containerd.c). */
+#ifndef EF_RUNTIME_H
+#define EF_RUNTIME_H
+
+#include <stdbool.h>
+
+#include "../../common/err.h"
+#include "../../registry/export.h"
+#include "../../registry/pull.h"
+#include "../../registry/ref.h"
+#include "../../registry/store.h"
+
+enum runtime_kind
+{
+  RT_DOCKER,
+  RT_PODMAN,
+  RT_CONTAINERD,
+};
+
+struct runtime_spec
+{
+  enum runtime_kind kind;
+  char *socket;
+  char *ns; /* containerd namespace */
+};
+
+/* "docker[:SOCKET]", "podman[:SOCKET]", "containerd[:SOCKET[:NAMESPACE]]" */
+int runtime_parse (struct runtime_spec *out, const char *spec, ef_err **err);
+void runtime_dispose (struct runtime_spec *rt);
+const char *runtime_name (const struct runtime_spec *rt);
+
+struct runtime_result
+{
+  bool sent;      /* false: the runtime already held this image */
+  char name[600]; /* the name it has there */
+};
+
+/* Give the runtime the image res pulled, under ref's name.  Docker gets a
+ * docker-archive streamed to POST /images/load; podman an OCI archive
+ * through libpod's load and containerd one through `ctr images import`,
+ * both topped by the index when the reference named one, so that they
+ * know the image by the digest a deployment pins.  Afterwards the
+ * runtime's image must be this one (the ID for docker and podman, the
+ * digest for containerd): anything else is EF_LOCAL. */
+int runtime_handoff (const struct runtime_spec *rt, reg_store *s, const struct reg_pull_result *res,
+                     const struct reg_ref *ref, struct runtime_result *out, ef_err **err);
+
+/* Remove the name the agent gave an image.  Docker and podman untag it
+ * (the image goes when no other name holds it and no container uses it);
+ * containerd drops the image record.  Absent already counts as done. */
+int runtime_remove (const struct runtime_spec *rt, const char *name, ef_err **err);
+
+/* For the backends: an archive of the image, written by a thread into a
+ * pipe whose read end is fd. */
+struct runtime_pump;
+int runtime_pump_start (struct runtime_pump **out, reg_store *s, const struct reg_pull_result *res,
+                        const struct reg_ref *ref, enum reg_export_format fmt, bool with_index, int *fd,
+                        ef_err **err);
+/* Wait for the writer; its failure, if any, becomes err's. */
+int runtime_pump_finish (struct runtime_pump *p, ef_err **err);
+
+int runtime_engine_handoff (const struct runtime_spec *rt, reg_store *s, const struct reg_pull_result *res,
+                            const struct reg_ref *ref, struct runtime_result *out, ef_err **err);
+int runtime_engine_remove (const struct runtime_spec *rt, const char *name, ef_err **err);
+int runtime_containerd_handoff (const struct runtime_spec *rt, reg_store *s, const struct reg_pull_result *res,
+                                const struct reg_ref *ref, struct runtime_result *out, ef_err **err);
+int runtime_containerd_remove (const struct runtime_spec *rt, const char *name, ef_err **err);
+
+#endif

@@ -1,0 +1,18 @@
+/* state.h: what the agent knows between runs, STORE/state.json: the node,
+ * pattern and services of the last sync, the exchange's health, the last
+ * change record seen, and what the agent itself created (reconcile.h). */
+#ifndef EF_STATE_H
+#define EF_STATE_H
+
+#include <jansson.h>
+
+#include "../common/err.h"
+
+/* The state, or a fresh one when there is none (or it is unreadable). */
+json_t *agent_state_load (const char *store);
+/* Replace the file atomically. */
+int agent_state_save (const char *store, json_t *state, ef_err **err);
+/* "2026-12-01T21:42:29Z" now; caller frees. */
+char *agent_now_utc (void);
+
+#endif

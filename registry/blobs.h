@@ -1,0 +1,34 @@
+/* blobs.h: the transfer engine.  Blobs are fetched into the store in
+ * parallel (libcurl multi, one HTTP/1.1 connection each, so that one lost
+ * packet stalls one blob), hashed as they arrive, resumed with Range from
+ * the bytes on disk, retried by the client's policy, and committed only
+ * when size and digest match. */
+#ifndef EF_BLOBS_H
+#define EF_BLOBS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/err.h"
+#include "client.h"
+#include "manifest.h"
+#include "ref.h"
+#include "store.h"
+
+typedef void (*reg_progress_fn) (void *payload, int64_t done, int64_t total);
+
+struct reg_fetch_stats
+{
+  int64_t bytes_fetched; /* over the wire, including retries */
+  int64_t bytes_reused;  /* already in the store, or resumed from disk */
+};
+
+/* Fetch the n blobs of ref's repository into s, up to the client's jobs
+ * at once.  Blobs already in the store are skipped; partial ones resume.
+ * A resumed blob whose digest does not match starts over from byte 0,
+ * once. */
+int reg_blobs_fetch (reg_client *c, const struct reg_ref *ref, const struct reg_desc *const *descs, size_t n,
+                     reg_store *s, reg_progress_fn progress, void *payload, struct reg_fetch_stats *stats,
+                     ef_err **err);
+
+#endif

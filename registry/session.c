@@ -1,0 +1,540 @@
+/* session.c: see session.h. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "../common/file.h"
+#include "../common/util.h"
+#include "session.h"
+#include "tls.h"
+
+#define PING_BODY_MAX 65536
+#define TOKEN_BODY_MAX (1u << 20)
+#define AUTH_FILE_MAX (1u << 20)
+#define MAX_CHALLENGES 8
+
+struct token
+{
+  struct token *next;
+  char *scope;
+  char *value;
+  int64_t expires_ms;
+};
+
+struct reg_host
+{
+  struct reg_host *next;
+  char *name; /* host[:port] */
+  reg_trust *trust;
+  bool pinged;
+  enum auth_scheme scheme;
+  char *realm, *service;
+  bool creds_loaded;
+  struct auth_creds creds;
+  struct token *tokens;
+};
+
+struct reg_session
+{
+  struct auth_creds creds; /* --creds, for every host */
+  struct reg_host_creds *host_creds;
+  size_t nhost_creds;
+  char *auth_file;
+  char **certs_dirs;
+  char *ca_file;
+  auth_resolve_fn resolve;
+  struct http_retry *retry;
+  CURL *easy; /* pings and token requests */
+  struct reg_host *hosts;
+};
+
+static void
+host_free (struct reg_host *h)
+{
+  struct token *t, *n;
+
+  reg_trust_free (h->trust);
+  free (h->realm);
+  free (h->service);
+  auth_creds_dispose (&h->creds);
+  for (t = h->tokens; t; t = n)
+    {
+      n = t->next;
+      free (t->scope);
+      ef_free_secret (t->value);
+      free (t);
+    }
+  free (h->name);
+  free (h);
+}
+
+static char **
+strv_dup (const char *const *v)
+{
+  size_t n = 0;
+  char **out;
+
+  while (v && v[n])
+    n++;
+  out = xcalloc (n + 1, sizeof *out);
+  for (size_t i = 0; i < n; i++)
+    out[i] = xstrdup (v[i]);
+  return out;
+}
+
+int
+reg_session_new (reg_session **out, const struct reg_session_opts *o, struct http_retry *retry, ef_err **err)
+{
+  reg_session *s = xcalloc (1, sizeof *s);
+  int rc = 0;
+
+  *out = NULL;
+  s->retry = retry;
+  s->resolve = o->resolve ? o->resolve : auth_resolve_system;
+  s->host_creds = xcalloc (o->nhost_creds + 1, sizeof *s->host_creds);
+  for (size_t i = 0; i < o->nhost_creds; i++)
+    {
+      s->host_creds[i].registry = auth_registry_key (o->host_creds[i].registry);
+      s->host_creds[i].username = xstrdup (o->host_creds[i].username);
+      s->host_creds[i].secret = xstrdup (o->host_creds[i].secret);
+      s->nhost_creds++;
+    }
+  s->auth_file = o->auth_file ? xstrdup (o->auth_file) : NULL;
+  s->certs_dirs = strv_dup (o->certs_dirs);
+  s->ca_file = o->ca_file ? xstrdup (o->ca_file) : NULL;
+  if (o->creds)
+    rc = auth_creds_from_string (&s->creds, o->creds, err);
+  if (rc == 0 && s->auth_file && access (s->auth_file, R_OK) != 0)
+    rc = ef_err_sys (err, EF_USAGE, errno, "auth file %s", s->auth_file);
+  if (rc == 0 && s->ca_file && access (s->ca_file, R_OK) != 0)
+    rc = ef_err_sys (err, EF_USAGE, errno, "CA file %s", s->ca_file);
+  if (rc == 0 && (s->easy = curl_easy_init ()) == NULL)
+    rc = ef_err_set (err, EF_LOCAL, "libcurl initialisation failed");
+  if (rc < 0)
+    {
+      reg_session_free (s);
+      return rc;
+    }
+  *out = s;
+  return 0;
+}
+
+void
+reg_session_free (reg_session *s)
+{
+  struct reg_host *h, *n;
+
+  if (s == NULL)
+    return;
+  for (h = s->hosts; h; h = n)
+    {
+      n = h->next;
+      host_free (h);
+    }
+  if (s->easy)
+    curl_easy_cleanup (s->easy);
+  auth_creds_dispose (&s->creds);
+  for (size_t i = 0; i < s->nhost_creds; i++)
+    {
+      free ((char *) s->host_creds[i].registry);
+      ef_free_secret ((char *) s->host_creds[i].username);
+      ef_free_secret ((char *) s->host_creds[i].secret);
+    }
+  free (s->host_creds);
+  free (s->auth_file);
+  for (size_t i = 0; s->certs_dirs && s->certs_dirs[i]; i++)
+    free (s->certs_dirs[i]);
+  free (s->certs_dirs);
+  free (s->ca_file);
+  free (s);
+}
+
+int
+reg_session_host (reg_session *s, const char *api_host, reg_host **out, ef_err **err)
+{
+  const char *cas[2] = { s->ca_file, NULL };
+  struct reg_host *h;
+  int rc;
+
+  for (h = s->hosts; h; h = h->next)
+    if (strcasecmp (h->name, api_host) == 0)
+      {
+        *out = h;
+        return 0;
+      }
+  h = xcalloc (1, sizeof *h);
+  rc = reg_trust_new (&h->trust, api_host, (const char *const *) s->certs_dirs, cas, err);
+  if (rc < 0)
+    {
+      free (h);
+      return rc;
+    }
+  h->name = xstrdup (api_host);
+  h->next = s->hosts;
+  s->hosts = h;
+  *out = h;
+  return 0;
+}
+
+/* Ours for domain: --creds, then the dockauth for exactly this registry
+ * (Docker Hub's names all being docker.io), then the auth file. */
+static int
+host_creds (reg_session *s, struct reg_host *h, const char *domain, ef_err **err)
+{
+  cleanup_free char *key = NULL;
+  cleanup_free char *text = NULL;
+  size_t len;
+  int rc;
+
+  if (h->creds_loaded)
+    return 0;
+  h->creds_loaded = true;
+  if (s->creds.secret)
+    {
+      h->creds.username = xstrdup (s->creds.username);
+      h->creds.secret = xstrdup (s->creds.secret);
+      return 0;
+    }
+  key = auth_registry_key (domain);
+  for (size_t i = 0; i < s->nhost_creds; i++)
+    if (strcasecmp (s->host_creds[i].registry, key) == 0)
+      {
+        h->creds.username = xstrdup (s->host_creds[i].username);
+        h->creds.secret = xstrdup (s->host_creds[i].secret);
+        return 0;
+      }
+  if (s->auth_file == NULL)
+    return 0;
+  if (ef_read_file (s->auth_file, AUTH_FILE_MAX, &text, &len) < 0)
+    return ef_err_sys (err, EF_USAGE, errno, "auth file %s", s->auth_file);
+  rc = auth_config_lookup (&h->creds, text, len, domain, err);
+  OPENSSL_cleanse (text, len);
+  if (rc < 0)
+    {
+      ef_err_wrap (err, "auth file %s", s->auth_file);
+      return rc;
+    }
+  return 0;
+}
+
+static struct token *
+token_find (struct reg_host *h, const char *scope)
+{
+  for (struct token *t = h->tokens; t; t = t->next)
+    if (strcmp (t->scope, scope) == 0)
+      return t;
+  return NULL;
+}
+
+static char *
+escape (CURL *e, const char *s)
+{
+  char *x = curl_easy_escape (e, s, 0);
+  char *r = xstrdup (x ? x : "");
+  curl_free (x);
+  return r;
+}
+
+enum token_mode
+{
+  TOKEN_OAUTH2_POST, /* grant_type=password, or refresh_token for an identity token */
+  TOKEN_GET,         /* with Basic credentials when we hold a password, else anonymous */
+};
+
+/* Set up the token request of mode for scope on the realm's host rh. */
+static void
+token_setup (reg_session *s, struct reg_host *h, struct reg_host *rh, enum token_mode mode, const char *scope)
+{
+  CURL *e = s->easy;
+  bool identity = h->creds.secret && (h->creds.username == NULL || h->creds.username[0] == '\0');
+  cleanup_free char *es = escape (e, h->service ? h->service : ""), *esc = escape (e, scope);
+
+  if (mode == TOKEN_OAUTH2_POST)
+    {
+      cleanup_free char *a = escape (e, identity ? h->creds.secret : h->creds.username);
+      cleanup_free char *b = identity ? NULL : escape (e, h->creds.secret);
+      cleanup_free char *form
+          = identity ? xasprintf ("grant_type=refresh_token&refresh_token=%s&service=%s&client_id=edgefetch&scope=%s",
+                                  a, es, esc)
+                     : xasprintf ("grant_type=password&username=%s&password=%s&service=%s&client_id=edgefetch"
+                                  "&scope=%s",
+                                  a, b, es, esc);
+      http_setup (e, h->realm, 0); /* a token server does not redirect */
+      curl_easy_setopt (e, CURLOPT_COPYPOSTFIELDS, form);
+      OPENSSL_cleanse (a, strlen (a));
+      if (b)
+        OPENSSL_cleanse (b, strlen (b));
+      OPENSSL_cleanse (form, strlen (form));
+    }
+  else
+    {
+      CURLU *u = curl_url ();
+      char *url = NULL;
+      cleanup_free char *q1 = h->service ? xasprintf ("service=%s", h->service) : NULL;
+      cleanup_free char *q2 = xasprintf ("scope=%s", scope);
+      curl_url_set (u, CURLUPART_URL, h->realm, 0);
+      if (q1)
+        curl_url_set (u, CURLUPART_QUERY, q1, CURLU_APPENDQUERY | CURLU_URLENCODE);
+      curl_url_set (u, CURLUPART_QUERY, q2, CURLU_APPENDQUERY | CURLU_URLENCODE);
+      curl_url_get (u, CURLUPART_URL, &url, 0);
+      http_setup (e, url ? url : h->realm, 0);
+      curl_free (url);
+      curl_url_cleanup (u);
+      if (h->creds.secret && !identity)
+        {
+          curl_easy_setopt (e, CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC);
+          curl_easy_setopt (e, CURLOPT_USERNAME, h->creds.username);
+          curl_easy_setopt (e, CURLOPT_PASSWORD, h->creds.secret);
+        }
+    }
+  http_retry_stall (s->retry, e);
+  reg_trust_apply (rh->trust, e);
+}
+
+/* One token request, retried as every request is. */
+static int
+token_request (reg_session *s, struct reg_host *h, struct reg_host *rh, enum token_mode mode, const char *scope,
+               struct http_resp *r, ef_err **err)
+{
+  CURLcode res;
+
+  for (int attempt = 1;; attempt++)
+    {
+      token_setup (s, h, rh, mode, scope);
+      res = http_perform (s->easy, r);
+      if (!r->too_big && http_again (s->retry, s->easy, attempt, res, r->status))
+        continue;
+      break;
+    }
+  if (r->too_big)
+    return ef_err_set (err, EF_AUTH, "token response larger than %u KiB", TOKEN_BODY_MAX >> 10);
+  if (res != CURLE_OK)
+    {
+      int rc = http_error (err, res, r->errbuf, "is the token server's CA in --ca-file or certs.d?");
+      ef_err_wrap (err, "token server");
+      return rc;
+    }
+  return 0;
+}
+
+/* The realm's host: its own trust (certs.d of that host, --ca-file). */
+static int
+realm_host (reg_session *s, const char *realm, struct reg_host **out, ef_err **err)
+{
+  CURLU *u = curl_url ();
+  char *host = NULL, *port = NULL;
+  int rc;
+
+  curl_url_set (u, CURLUPART_URL, realm, 0);
+  curl_url_get (u, CURLUPART_HOST, &host, 0);
+  if (curl_url_get (u, CURLUPART_PORT, &port, 0) != CURLUE_OK)
+    port = NULL;
+  {
+    cleanup_free char *name = port ? xasprintf ("%s:%s", host ? host : "", port) : xstrdup (host ? host : "");
+    rc = reg_session_host (s, name, out, err);
+  }
+  curl_free (host);
+  curl_free (port);
+  curl_url_cleanup (u);
+  return rc;
+}
+
+/* Ask the realm for a token: OAuth2 POST when we hold a secret (falling
+ * back to GET with Basic, as containerd does), anonymous GET otherwise. */
+static int
+fetch_token (reg_session *s, struct reg_host *h, const char *domain, const char *scope, ef_err **err)
+{
+  struct http_resp r;
+  struct auth_token tok = { 0 };
+  struct reg_host *rh;
+  struct token *t;
+  bool identity;
+  int rc;
+
+  rc = auth_realm_check (h->realm, h->name, s->resolve, err);
+  if (rc == 0)
+    rc = host_creds (s, h, domain, err);
+  if (rc == 0)
+    rc = realm_host (s, h->realm, &rh, err);
+  if (rc < 0)
+    return rc;
+  identity = h->creds.secret && (h->creds.username == NULL || h->creds.username[0] == '\0');
+  http_resp_init (&r, TOKEN_BODY_MAX);
+  rc = token_request (s, h, rh, h->creds.secret ? TOKEN_OAUTH2_POST : TOKEN_GET, scope, &r, err);
+  if (rc == 0 && h->creds.secret && !identity
+      && (r.status == 400 || r.status == 401 || r.status == 404 || r.status == 405))
+    rc = token_request (s, h, rh, TOKEN_GET, scope, &r, err); /* no OAuth2 here */
+  if (rc == 0 && (r.status == 401 || r.status == 403))
+    rc = ef_err_set (err, EF_AUTH, "token server: %ld %s (check --creds)", r.status,
+                     r.status == 401 ? "unauthorized" : "denied");
+  else if (rc == 0 && r.status != 200)
+    rc = ef_err_set (err, EF_NET, "token server answered HTTP %ld", r.status);
+  if (rc == 0)
+    rc = auth_token_parse (&tok, r.body.data, r.body.len, err);
+  OPENSSL_cleanse (r.body.data, r.body.len);
+  http_resp_dispose (&r);
+  if (rc < 0)
+    return rc;
+  if ((t = token_find (h, scope)) == NULL)
+    {
+      t = xcalloc (1, sizeof *t);
+      t->scope = xstrdup (scope);
+      t->next = h->tokens;
+      h->tokens = t;
+    }
+  ef_free_secret (t->value);
+  t->value = tok.token;
+  tok.token = NULL;
+  t->expires_ms = ef_now_ms () + (tok.expires_in - 5) * 1000; /* expires_in <= a day: no overflow */
+  auth_token_dispose (&tok);
+  return 0;
+}
+
+/* Record the challenges of e's 401 on h.  When none is usable, say why:
+ * the parse error of one that was offered, or what was offered. */
+static int
+take_challenge (struct reg_host *h, CURL *e, ef_err **err)
+{
+  struct auth_challenge cs[MAX_CHALLENGES];
+  ef_err *why = NULL;
+  size_t n = 0;
+  const char *v;
+  int sel, rc = 0;
+
+  while (n < MAX_CHALLENGES && (v = http_header (e, "WWW-Authenticate", n)) != NULL)
+    {
+      if (auth_challenge_parse (&cs[n], v, why ? NULL : &why) < 0)
+        memset (&cs[n], 0, sizeof cs[n]); /* unusable; another may do */
+      n++;
+    }
+  if (n == 0)
+    rc = ef_err_set (err, EF_AUTH, "401 without a WWW-Authenticate challenge");
+  else if ((sel = auth_challenge_select (cs, n, why ? NULL : err)) < 0)
+    {
+      rc = why ? ef_err_propagate (err, why) : -EF_AUTH;
+      why = NULL;
+    }
+  else
+    {
+      free (h->realm);
+      free (h->service);
+      h->scheme = cs[sel].scheme;
+      v = auth_challenge_param (&cs[sel], "realm");
+      h->realm = v ? xstrdup (v) : NULL;
+      v = auth_challenge_param (&cs[sel], "service");
+      h->service = v ? xstrdup (v) : NULL;
+    }
+  ef_err_free (why);
+  for (size_t i = 0; i < n; i++)
+    auth_challenge_dispose (&cs[i]);
+  return rc;
+}
+
+/* GET /v2/ once per host: 200 means no auth, 401 brings the challenge. */
+static int
+ping (reg_session *s, struct reg_host *h, ef_err **err)
+{
+  cleanup_free char *url = xasprintf ("https://%s/v2/", h->name);
+  struct http_resp r;
+  CURLcode res;
+  int rc = 0;
+
+  if (h->pinged)
+    return 0;
+  http_resp_init (&r, PING_BODY_MAX);
+  for (int attempt = 1;; attempt++)
+    {
+      reg_session_prepare (s, h, s->easy, url, NULL);
+      res = http_perform (s->easy, &r);
+      if (!r.too_big && http_again (s->retry, s->easy, attempt, res, r.status))
+        continue;
+      break;
+    }
+  if (http_cancelled (s->retry))
+    rc = ef_err_set (err, EF_NET, "interrupted");
+  else if (res != CURLE_OK && !r.too_big)
+    rc = http_error (err, res, r.errbuf, "is the registry's CA in --ca-file or certs.d?");
+  else if (r.status == 401)
+    rc = take_challenge (h, s->easy, err);
+  else if (r.status == 200 || r.too_big)
+    h->scheme = AUTH_NONE;
+  else
+    rc = ef_err_set (err, EF_NET, "/v2/ answered HTTP %ld: not a registry?", r.status);
+  if (rc == 0)
+    h->pinged = true;
+  http_resp_dispose (&r);
+  return rc;
+}
+
+int
+reg_session_authorize (reg_session *s, reg_host *h, const char *domain, const char *scope, ef_err **err)
+{
+  struct token *t;
+  int rc = ping (s, h, err);
+
+  if (rc < 0)
+    return rc;
+  switch (h->scheme)
+    {
+    case AUTH_NONE:
+      return 0;
+    case AUTH_BASIC:
+      rc = host_creds (s, h, domain, err);
+      if (rc < 0)
+        return rc;
+      if (h->creds.secret == NULL || h->creds.username == NULL || h->creds.username[0] == '\0')
+        return ef_err_set (err, EF_AUTH, "registry requires a username and password (use --creds or --auth-file)");
+      return 0;
+    case AUTH_BEARER:
+      t = token_find (h, scope);
+      if (t && t->expires_ms > ef_now_ms ())
+        return 0;
+      return fetch_token (s, h, domain, scope, err);
+    default:
+      return ef_err_set (err, EF_AUTH, "registry offers no supported auth scheme (Basic or Bearer)");
+    }
+}
+
+void
+reg_session_prepare (reg_session *s, reg_host *h, CURL *e, const char *url, const char *scope)
+{
+  struct token *t;
+
+  http_setup (e, url, HTTP_FOLLOW);
+  http_retry_stall (s->retry, e);
+  reg_trust_apply (h->trust, e);
+  if (scope == NULL)
+    return;
+  if (h->scheme == AUTH_BASIC && h->creds.secret)
+    {
+      curl_easy_setopt (e, CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC);
+      curl_easy_setopt (e, CURLOPT_USERNAME, h->creds.username);
+      curl_easy_setopt (e, CURLOPT_PASSWORD, h->creds.secret);
+    }
+  else if (h->scheme == AUTH_BEARER && (t = token_find (h, scope)) != NULL && t->value)
+    {
+      curl_easy_setopt (e, CURLOPT_HTTPAUTH, (long) CURLAUTH_BEARER);
+      curl_easy_setopt (e, CURLOPT_XOAUTH2_BEARER, t->value);
+    }
+}
+
+int
+reg_session_reauth (reg_session *s, reg_host *h, CURL *e, const char *domain, const char *scope, ef_err **err)
+{
+  enum auth_scheme before = h->scheme;
+  struct token *t;
+  int rc = take_challenge (h, e, err);
+
+  if (rc < 0)
+    return rc;
+  if (h->scheme == AUTH_BASIC && before == AUTH_BASIC && h->creds.secret)
+    return ef_err_set (err, EF_AUTH, "401 unauthorized (check --creds)");
+  if ((t = token_find (h, scope)) != NULL)
+    t->expires_ms = 0;
+  return reg_session_authorize (s, h, domain, scope, err);
+}

@@ -1,0 +1,25 @@
+/* tls.h: whom a connection trusts.  The system CAs when the machine has
+ * them, plus per-host CAs from a certs dir (docker's layout) and extra CA
+ * files, plus a client certificate from the certs dir.  Built once per
+ * host and shared by all its connections, so the system bundle is parsed
+ * once, not once per connection.  Verification is never turned off. */
+#ifndef EF_TLS_H
+#define EF_TLS_H
+
+#include <curl/curl.h>
+
+#include "../common/err.h"
+
+typedef struct reg_trust reg_trust;
+
+/* Trust for host ("host[:port]", or NULL for none of certs.d) from the
+ * certs dirs (DIR/<host>/ *.crt are CAs; X.cert needs X.key) and the CA
+ * files (both NULL-terminated lists, or NULL).  EF_USAGE for a .cert
+ * without its .key or a CA file that holds no certificate. */
+int reg_trust_new (reg_trust **out, const char *host, const char *const *certs_dirs, const char *const *ca_files,
+                   ef_err **err);
+void reg_trust_free (reg_trust *t);
+/* Make e's TLS use t (and nothing else); t must outlive e's transfers. */
+void reg_trust_apply (const reg_trust *t, CURL *e);
+
+#endif
