@@ -54,8 +54,10 @@ auth_challenge_parse (struct auth_challenge *out, const char *header, ef_err **e
   char *scheme;
 
   memset (out, 0, sizeof *out);
-  if (header == NULL || strlen (header) > AUTH_HEADER_MAX)
-    return ef_err_set (err, EF_AUTH, "auth challenge missing or too long");
+  if (header == NULL)
+    return ef_err_set (err, EF_AUTH, "auth challenge missing");
+  if (strlen (header) > AUTH_HEADER_MAX)
+    return ef_err_set (err, EF_AUTH, "auth challenge longer than %d KiB", AUTH_HEADER_MAX / 1024);
   p = skip_ws (header);
   for (start = p; is_tchar (*p); p++)
     ;
@@ -384,6 +386,13 @@ auth_registry_key (const char *key)
       k = n;
     }
   return k;
+}
+
+bool
+auth_registry_same (const char *a, const char *b)
+{
+  cleanup_free char *ka = auth_registry_key (a), *kb = auth_registry_key (b);
+  return strcasecmp (ka, kb) == 0;
 }
 
 static int

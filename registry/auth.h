@@ -83,6 +83,9 @@ int auth_config_lookup (struct auth_creds *out, const char *json, size_t len, co
  * normalizeAuthFileKey); Docker Hub's names (index.docker.io,
  * registry-1.docker.io) become docker.io.  Caller frees. */
 char *auth_registry_key (const char *key);
+/* Do two registry keys name the same registry (after auth_registry_key,
+ * case-insensitively, exactly: docker.io.evil.example is not docker.io)? */
+bool auth_registry_same (const char *a, const char *b);
 
 /* Run docker-credential-<helper> get for server: at most 10 s and 64 KiB
  * of output, or one error naming the helper. */

@@ -205,6 +205,10 @@ http_error (ef_err **err, CURLcode res, const char *errbuf, const char *hint)
       return ef_err_set (err, EF_NET, "refused to follow a redirect to a non-https URL");
     case CURLE_TOO_MANY_REDIRECTS:
       return ef_err_set (err, EF_NET, "too many redirects");
+    case CURLE_OUT_OF_MEMORY:
+      /* what libcurl says of a response header past its 100 KiB limit */
+      return ef_err_set (err, EF_NET, "the server sent a response header too large to accept (libcurl's limit "
+                                      "is 100 KiB)");
     default:
       return ef_err_set (err, EF_NET, "%s", detail);
     }

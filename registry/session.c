@@ -99,7 +99,7 @@ reg_session_new (reg_session **out, const struct reg_session_opts *o, struct htt
   s->host_creds = xcalloc (o->nhost_creds + 1, sizeof *s->host_creds);
   for (size_t i = 0; i < o->nhost_creds; i++)
     {
-      s->host_creds[i].registry = auth_registry_key (o->host_creds[i].registry);
+      s->host_creds[i].registry = xstrdup (o->host_creds[i].registry);
       s->host_creds[i].username = xstrdup (o->host_creds[i].username);
       s->host_creds[i].secret = xstrdup (o->host_creds[i].secret);
       s->nhost_creds++;
@@ -186,7 +186,6 @@ reg_session_host (reg_session *s, const char *api_host, reg_host **out, ef_err *
 static int
 host_creds (reg_session *s, struct reg_host *h, const char *domain, ef_err **err)
 {
-  cleanup_free char *key = NULL;
   cleanup_free char *text = NULL;
   size_t len;
   int rc;
@@ -200,9 +199,8 @@ host_creds (reg_session *s, struct reg_host *h, const char *domain, ef_err **err
       h->creds.secret = xstrdup (s->creds.secret);
       return 0;
     }
-  key = auth_registry_key (domain);
   for (size_t i = 0; i < s->nhost_creds; i++)
-    if (strcasecmp (s->host_creds[i].registry, key) == 0)
+    if (auth_registry_same (s->host_creds[i].registry, domain))
       {
         h->creds.username = xstrdup (s->host_creds[i].username);
         h->creds.secret = xstrdup (s->host_creds[i].secret);

@@ -57,7 +57,8 @@ make_client_cert() {
 		-extfile <(printf 'extendedKeyUsage=clientAuth\n') -out "$d/$n.cert" 2>/dev/null
 }
 
-# start_registry NAME PORT AUTH [EXTRA]: AUTH is "htpasswd", "token:REALM_PORT" or "none";
+# start_registry NAME PORT AUTH [EXTRA]: AUTH is "htpasswd", "token:REALM_PORT" (realm on localhost),
+# "tokenip:REALM_PORT" (realm on 127.0.0.1, the registry's own address) or "none";
 # EXTRA is "clientcas" (require client certificates) or more YAML.
 start_registry() {
 	local name=$1 port=$2 auth=$3 extra=${4:-} d=$T/$1
@@ -77,6 +78,7 @@ start_registry() {
 		case $auth in
 		htpasswd) echo "auth: {htpasswd: {realm: edgefetch-test, path: $T/htpasswd}}" ;;
 		token:*) echo "auth: {token: {realm: 'https://localhost:${auth#token:}/token', service: edgefetch-test, issuer: edgefetch-test-issuer, rootcertbundle: $T/ca/ca.crt}}" ;;
+		tokenip:*) echo "auth: {token: {realm: 'https://127.0.0.1:${auth#tokenip:}/token', service: edgefetch-test, issuer: edgefetch-test-issuer, rootcertbundle: $T/ca/ca.crt}}" ;;
 		esac
 		[ -n "$extra" ] && echo "$extra"
 	} >"$d/config.yml"

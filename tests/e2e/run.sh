@@ -31,6 +31,8 @@ start_registry regb "$PB" "token:$PT" || setup_failed registry B
 PIDS+=($!)
 wait_port "$PT2" || setup_failed token server 2
 start_registry regc "$PC" "token:$PT2" || setup_failed registry C
+PE=$(free_port)
+start_registry rege "$PE" "tokenip:$PT" || setup_failed registry E
 A=127.0.0.1:$PA B=127.0.0.1:$PB C=127.0.0.1:$PC
 CR="$USER_:$PASS_"
 
@@ -41,6 +43,8 @@ push "$IMG/multi:1.0" "$A/edge/multi:1.0" --dest-creds "$CR" --all
 push "$IMG/bad:1.0" "$A/edge/bad:1.0" --dest-creds "$CR"
 push "$IMG/tiny:1.0" "$B/edge/tiny:1.0" --dest-creds "$CR"
 push "$IMG/tiny:1.0" "$C/edge/tiny:1.0" --dest-creds "$CR"
+E=127.0.0.1:$PE
+push "$IMG/tiny:1.0" "$E/edge/tiny:1.0" --dest-creds "$CR"
 : >"$T/token.log"
 : >"$T/token2.log"
 
@@ -106,6 +110,7 @@ check "token auth: same manifest" [ "$(index_digest "$T/o-tok")" = "$TINY" ]
 check "token auth: OAuth2 POST with grant_type=password" grep -q '"method": "POST", "grant": "password", "ok": true' "$T/token.log"
 check "token auth: one token for manifest and blobs (cached)" [ "$(grep -c '"ok": true' "$T/token.log")" = 1 ]
 check "token log holds no secret" bash -c '! grep -q "$1" "$2"' _ "$PASS_" "$T/token.log"
+run 0 "a token realm on another port of the registry's own address (127.0.0.1)" ef --creds "$CR" "$E/edge/tiny:1.0"
 run 3 "token auth: wrong password -> exit 3" ef --creds "$USER_:nope" "$B/edge/tiny:1.0"
 run 3 "token auth: anonymous -> exit 3" ef "$B/edge/tiny:1.0"
 run 0 "token auth without OAuth2: falls back to GET with Basic" ef --creds "$CR" "$C/edge/tiny:1.0"

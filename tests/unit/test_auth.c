@@ -469,6 +469,23 @@ config__hostile_fails (void **state)
   assert_int_equal (auth_config_lookup (&cr, "{\"auths\":[1]}", 13, "h", NULL), 0);
 }
 
+/* dockauths for Docker Hub match Docker Hub's names, exactly. */
+static void
+registry__docker_hub_names_match_exactly (void **state)
+{
+  (void) state;
+  assert_true (auth_registry_same ("docker.io", "docker.io"));
+  assert_true (auth_registry_same ("index.docker.io", "docker.io"));
+  assert_true (auth_registry_same ("registry-1.docker.io", "docker.io"));
+  assert_true (auth_registry_same ("https://index.docker.io/v1/", "docker.io"));
+  assert_true (auth_registry_same ("Registry.Example:5000", "registry.example:5000"));
+  assert_false (auth_registry_same ("docker.io.evil.example", "docker.io"));
+  assert_false (auth_registry_same ("notdocker.io", "docker.io"));
+  assert_false (auth_registry_same ("evil.example/docker.io", "docker.io"));
+  assert_false (auth_registry_same ("docker.io", "quay.io"));
+  assert_false (auth_registry_same ("registry.example:5000", "registry.example"));
+}
+
 static void
 creds__split_on_first_colon (void **state)
 {
@@ -502,6 +519,7 @@ main (void)
     cmocka_unit_test (helper__that_prints_a_megabyte_fails_naming_it),
     cmocka_unit_test (config__hostile_fails),
     cmocka_unit_test (creds__split_on_first_colon),
+    cmocka_unit_test (registry__docker_hub_names_match_exactly),
   };
   return cmocka_run_group_tests_name ("auth", tests, NULL, NULL);
 }
