@@ -61,7 +61,7 @@ $(BUILDDIR)/tests/%: tests/unit/%.c $(AGENT_OBJS) $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLCFLAGS) $(ALLLDFLAGS) -o $@ $^ $(DEPLIBS) $(TESTLIBS)
 
-$(BUILDDIR)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/driver.c $(LIB_OBJS)
+$(BUILDDIR)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/driver.c $(AGENT_OBJS) $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLCFLAGS) $(ALLLDFLAGS) -o $@ $^ $(DEPLIBS)
 
@@ -83,7 +83,7 @@ fuzz: deps
 	@for n in $(FUZZ_NAMES); do \
 	  clang -std=c11 -D_GNU_SOURCE -DEF_VERSION=\"$(VERSION)\" -g -O1 $(DEPCFLAGS) \
 	    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-	    -o build/libfuzzer/fuzz_$$n tests/fuzz/fuzz_$$n.c $(LIB_SRCS) $(DEPLIBS) || exit 1; \
+	    -o build/libfuzzer/fuzz_$$n tests/fuzz/fuzz_$$n.c $(AGENT_SRCS) $(LIB_SRCS) $(DEPLIBS) || exit 1; \
 	  mkdir -p build/libfuzzer/corpus-$$n; \
 	  (cd build/libfuzzer && ./fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -print_final_stats=1 \
 	    corpus-$$n ../../tests/fuzz/corpus/$$n) || exit 1; \
@@ -133,6 +133,7 @@ lint:
 	  || { echo "lint: registry/ and verify/ must not print or exit" >&2; exit 1; }
 	@! grep -nE '\b(strcpy|strcat|sprintf|vsprintf|gets|atoi|atol|sscanf|strtok)\s*\(' agent/*.c agent/*/*.c registry/*.c verify/*.c common/*.c \
 	  || { echo "lint: banned string function" >&2; exit 1; }
+	@tests/lint-size.sh
 
 # Binary, unit and a commented default configuration (never overwritten).
 UNITDIR ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)

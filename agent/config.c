@@ -122,8 +122,9 @@ dup_or (const char *v, const char *def)
 }
 
 static int
-seconds (const char *v, long def, const char *key, long *out, ef_err **err)
+seconds (char **kv, const char *key, long def, long *out, ef_err **err)
 {
+  const char *v = lookup (kv, key);
   uint64_t n;
 
   if (v == NULL)
@@ -141,6 +142,41 @@ static bool
 truthy (const char *v)
 {
   return v && (strcmp (v, "true") == 0 || strcmp (v, "1") == 0 || strcmp (v, "yes") == 0);
+}
+
+/* HZN_EXCHANGE_NODE_AUTH (nodeid:token), or EDGEFETCH_NODE_TOKEN_FILE,
+ * a file of mode 0600. */
+static int
+node_token (struct agent_config *c, char **kv, ef_err **err)
+{
+  const char *v = lookup (kv, "HZN_EXCHANGE_NODE_AUTH");
+  struct stat st;
+  char *tok = NULL;
+  size_t len;
+
+  if (v)
+    {
+      const char *colon = strchr (v, ':');
+      if (colon == NULL || colon == v || colon[1] == '\0')
+        return ef_err_set (err, EF_USAGE, "HZN_EXCHANGE_NODE_AUTH must be nodeid:token");
+      if (c->node_id == NULL)
+        c->node_id = xstrndup (v, (size_t) (colon - v));
+      c->node_token = xstrdup (colon + 1);
+      return 0;
+    }
+  if ((v = lookup (kv, "EDGEFETCH_NODE_TOKEN_FILE")) == NULL)
+    return 0;
+  if (stat (v, &st) < 0 || ef_read_file (v, 4096, &tok, &len) < 0)
+    return ef_err_sys (err, EF_USAGE, errno, "EDGEFETCH_NODE_TOKEN_FILE %s", v);
+  if (st.st_mode & 077)
+    {
+      ef_free_secret (tok);
+      return ef_err_set (err, EF_USAGE, "%s holds a secret: its mode must be 0600", v);
+    }
+  while (len > 0 && (tok[len - 1] == '\n' || tok[len - 1] == '\r' || tok[len - 1] == ' '))
+    tok[--len] = '\0';
+  c->node_token = tok;
+  return 0;
 }
 
 int
@@ -171,39 +207,9 @@ agent_config_load (struct agent_config *c, const char *file, ef_err **err)
     c->exchange_url = v[strlen (v) - 1] == '/' ? xstrdup (v) : xasprintf ("%s/", v);
   c->org = dup_or (lookup (kv, "HZN_ORG_ID"), NULL);
   c->node_id = dup_or (lookup (kv, "HZN_DEVICE_ID"), lookup (kv, "HZN_NODE_ID"));
-  v = lookup (kv, "HZN_EXCHANGE_NODE_AUTH");
-  if (v)
-    {
-      const char *colon = strchr (v, ':');
-      if (colon == NULL || colon == v || colon[1] == '\0')
-        {
-          rc = ef_err_set (err, EF_USAGE, "HZN_EXCHANGE_NODE_AUTH must be nodeid:token");
-          goto out;
-        }
-      if (c->node_id == NULL)
-        c->node_id = xstrndup (v, (size_t) (colon - v));
-      c->node_token = xstrdup (colon + 1);
-    }
-  else if ((v = lookup (kv, "EDGEFETCH_NODE_TOKEN_FILE")) != NULL)
-    {
-      struct stat st;
-      char *tok = NULL;
-      size_t len;
-      if (stat (v, &st) < 0 || ef_read_file (v, 4096, &tok, &len) < 0)
-        {
-          rc = ef_err_sys (err, EF_USAGE, errno, "EDGEFETCH_NODE_TOKEN_FILE %s", v);
-          goto out;
-        }
-      if (st.st_mode & 077)
-        {
-          ef_free_secret (tok);
-          rc = ef_err_set (err, EF_USAGE, "%s holds a secret: its mode must be 0600", v);
-          goto out;
-        }
-      while (len > 0 && (tok[len - 1] == '\n' || tok[len - 1] == '\r' || tok[len - 1] == ' '))
-        tok[--len] = '\0';
-      c->node_token = tok;
-    }
+  rc = node_token (c, kv, err);
+  if (rc < 0)
+    goto out;
   c->hub_cert = dup_or (lookup (kv, "HZN_MGMT_HUB_CERT_PATH"), NULL);
   c->store = dup_or (lookup (kv, "EDGEFETCH_STORE"), EF_DEFAULT_STORE);
   c->trust_dir = dup_or (lookup (kv, "EDGEFETCH_TRUST_DIR"), EF_DEFAULT_TRUST_DIR);
@@ -215,18 +221,15 @@ agent_config_load (struct agent_config *c, const char *file, ef_err **err)
   c->runtime = dup_or (lookup (kv, "EDGEFETCH_RUNTIME"), NULL);
   c->arch = dup_or (lookup (kv, "EDGEFETCH_ARCH"), NULL);
   c->cosign_key = dup_or (lookup (kv, "EDGEFETCH_COSIGN_KEY"), NULL);
-  if (seconds (lookup (kv, "EDGEFETCH_POLL_MIN"), 20, "EDGEFETCH_POLL_MIN", &c->poll_min, err) < 0
-      || seconds (lookup (kv, "EDGEFETCH_POLL_MAX"), 120, "EDGEFETCH_POLL_MAX", &c->poll_max, err) < 0
-      || seconds (lookup (kv, "EDGEFETCH_CHANGE_RETENTION"), 14400, "EDGEFETCH_CHANGE_RETENTION",
-                  &c->change_retention, err)
-             < 0
-      || seconds (lookup (kv, "EDGEFETCH_EXCHANGE_TIMEOUT"), 30, "EDGEFETCH_EXCHANGE_TIMEOUT", &c->exchange_timeout,
-                  err)
-             < 0)
-    {
-      rc = -EF_USAGE;
-      goto out;
-    }
+  rc = seconds (kv, "EDGEFETCH_POLL_MIN", 20, &c->poll_min, err);
+  if (rc == 0)
+    rc = seconds (kv, "EDGEFETCH_POLL_MAX", 120, &c->poll_max, err);
+  if (rc == 0)
+    rc = seconds (kv, "EDGEFETCH_CHANGE_RETENTION", 14400, &c->change_retention, err);
+  if (rc == 0)
+    rc = seconds (kv, "EDGEFETCH_EXCHANGE_TIMEOUT", 30, &c->exchange_timeout, err);
+  if (rc < 0)
+    goto out;
   if (c->poll_max < c->poll_min)
     c->poll_max = c->poll_min;
   if (c->exchange_url == NULL || c->org == NULL || c->node_id == NULL || c->node_token == NULL)

@@ -47,6 +47,41 @@ auth_challenge_dispose (struct auth_challenge *c)
   memset (c, 0, sizeof *c);
 }
 
+/* The parameter value at *pp (moved past it): a token, or a quoted-string
+ * with backslash escapes; NULL for an unterminated quote. */
+static char *
+param_value (const char **pp)
+{
+  const char *p = *pp, *start;
+  struct ef_buf v;
+
+  ef_buf_init (&v, AUTH_HEADER_MAX);
+  ef_buf_append (&v, "", 0);
+  if (*p == '"')
+    {
+      for (p++; *p && *p != '"'; p++)
+        {
+          if (*p == '\\' && p[1] != '\0')
+            p++;
+          ef_buf_append (&v, p, 1);
+        }
+      if (*p != '"')
+        {
+          ef_buf_dispose (&v);
+          return NULL;
+        }
+      p++;
+    }
+  else
+    {
+      for (start = p; is_tchar (*p) || *p == '/' || *p == ':'; p++)
+        ;
+      ef_buf_append (&v, start, (size_t) (p - start));
+    }
+  *pp = p;
+  return v.data;
+}
+
 int
 auth_challenge_parse (struct auth_challenge *out, const char *header, ef_err **err)
 {
@@ -76,8 +111,7 @@ auth_challenge_parse (struct auth_challenge *out, const char *header, ef_err **e
 
   for (;;)
     {
-      struct ef_buf v;
-      char *key;
+      char *key, *value;
 
       p = skip_ws (p);
       while (*p == ',')
@@ -98,40 +132,22 @@ auth_challenge_parse (struct auth_challenge *out, const char *header, ef_err **e
           goto bad;
         }
       p = skip_ws (p + 1);
-      ef_buf_init (&v, AUTH_HEADER_MAX);
-      ef_buf_append (&v, "", 0);
-      if (*p == '"')
+      value = param_value (&p);
+      if (value == NULL)
         {
-          for (p++; *p && *p != '"'; p++)
-            {
-              if (*p == '\\' && p[1] != '\0')
-                p++;
-              ef_buf_append (&v, p, 1);
-            }
-          if (*p != '"')
-            {
-              free (key);
-              ef_buf_dispose (&v);
-              auth_challenge_dispose (out);
-              return ef_err_set (err, EF_AUTH, "auth challenge has an unterminated quoted string");
-            }
-          p++;
-        }
-      else
-        {
-          for (start = p; is_tchar (*p) || *p == '/' || *p == ':'; p++)
-            ;
-          ef_buf_append (&v, start, (size_t) (p - start));
+          free (key);
+          auth_challenge_dispose (out);
+          return ef_err_set (err, EF_AUTH, "auth challenge has an unterminated quoted string");
         }
       if (out->nparams == AUTH_MAX_PARAMS)
         {
           free (key);
-          ef_buf_dispose (&v);
+          free (value);
           auth_challenge_dispose (out);
           return ef_err_set (err, EF_AUTH, "auth challenge has too many parameters");
         }
       out->keys[out->nparams] = key;
-      out->values[out->nparams] = v.data;
+      out->values[out->nparams] = value;
       out->nparams++;
       p = skip_ws (p);
       if (*p != ',' && *p != '\0')

@@ -28,97 +28,79 @@ reg_pull_result_free (struct reg_pull_result *r)
   free (r);
 }
 
-int
-reg_pull (reg_client *c, reg_store *s, const struct reg_ref *ref, const struct reg_platform *platform,
-          const vfy_cosign_key *cosign_key, reg_progress_fn progress, void *payload, struct reg_pull_result **out,
-          ef_err **err)
+/* Follow ref to its image manifest: an index's entry for platform is
+ * fetched in turn and must match the entry's size and type.  Every
+ * manifest goes into the store; *m and *resp are the image's. */
+static int
+resolve (reg_client *c, reg_store *s, const struct reg_ref *ref, const struct reg_platform *platform,
+         const vfy_cosign_key *cosign_key, struct reg_pull_result *res, reg_manifest **m,
+         struct reg_manifest_resp *resp, ef_err **err)
 {
-  struct reg_manifest_resp resp = { 0 };
-  cleanup_manifest reg_manifest *m = NULL;
-  const struct reg_desc **blobs = NULL;
-  struct reg_pull_result *res;
   cleanup_free char *want = xstrdup (ref->digest ? ref->digest : ref->tag);
-  int64_t want_size = -1;
   cleanup_free char *want_type = NULL;
-  int depth, rc;
-  size_t i, n;
+  int64_t want_size = -1;
+  int rc;
 
-  *out = NULL;
-  res = xcalloc (1, sizeof *res);
-  res->reference = reg_ref_string (ref);
-
-  for (depth = 0;; depth++)
+  for (int depth = 0;; depth++)
     {
-      rc = reg_client_get_manifest (c, ref, want, &resp, err);
+      const struct reg_desc *d;
+      rc = reg_client_get_manifest (c, ref, want, resp, err);
       if (rc < 0)
         {
           ef_err_wrap (err, "fetch manifest");
-          goto fail;
+          return rc;
         }
-      if (want_size >= 0 && (int64_t) resp.len != want_size)
-        {
-          rc = ef_err_set (err, EF_VERIFY, "manifest %s is %zu bytes, the index says %lld", want, resp.len,
+      if (want_size >= 0 && (int64_t) resp->len != want_size)
+        return ef_err_set (err, EF_VERIFY, "manifest %s is %zu bytes, the index says %lld", want, resp->len,
                            (long long) want_size);
-          goto fail;
-        }
-      if (depth == 0 && cosign_key)
-        {
-          rc = reg_cosign_check (c, s, ref, resp.digest, cosign_key, err);
-          if (rc < 0)
-            goto fail;
-        }
-      reg_manifest_free (m);
-      m = NULL;
-      rc = reg_manifest_parse (&m, resp.body, resp.len, resp.content_type, err);
+      if (depth == 0 && cosign_key && (rc = reg_cosign_check (c, s, ref, resp->digest, cosign_key, err)) < 0)
+        return rc;
+      reg_manifest_free (*m);
+      *m = NULL;
+      rc = reg_manifest_parse (m, resp->body, resp->len, resp->content_type, err);
       if (rc < 0)
         {
-          ef_err_wrap (err, "manifest %s", resp.digest);
-          goto fail;
+          ef_err_wrap (err, "manifest %s", resp->digest);
+          return rc;
         }
-      if (want_type && strcmp (want_type, reg_manifest_media_type (m)) != 0)
-        {
-          rc = ef_err_set (err, EF_VERIFY, "manifest %s is a %s, the index says %s", resp.digest,
-                           reg_manifest_media_type (m), want_type);
-          goto fail;
-        }
-      rc = reg_store_put (s, resp.digest, resp.body, resp.len, err);
-      if (rc < 0)
-        goto fail;
-      if (reg_manifest_kind (m) == REG_IMAGE)
-        break;
+      if (want_type && strcmp (want_type, reg_manifest_media_type (*m)) != 0)
+        return ef_err_set (err, EF_VERIFY, "manifest %s is a %s, the index says %s", resp->digest,
+                           reg_manifest_media_type (*m), want_type);
+      rc = reg_store_put (s, resp->digest, resp->body, resp->len, err);
+      if (rc < 0 || reg_manifest_kind (*m) == REG_IMAGE)
+        return rc;
       if (depth == MAX_INDEX_DEPTH)
-        {
-          rc = ef_err_set (err, EF_VERIFY, "indexes nested too deep");
-          goto fail;
-        }
-      {
-        const struct reg_desc *d;
-        rc = reg_index_select (m, platform, &d, err);
-        if (rc < 0)
-          goto fail;
-        if (res->index_digest == NULL)
-          res->index_digest = xstrdup (resp.digest);
-        free (want);
-        want = xstrdup (d->digest);
-        want_size = d->size;
-        free (want_type);
-        want_type = xstrdup (d->media_type);
-      }
-      reg_manifest_resp_dispose (&resp);
+        return ef_err_set (err, EF_VERIFY, "indexes nested too deep");
+      rc = reg_index_select (*m, platform, &d, err);
+      if (rc < 0)
+        return rc;
+      if (res->index_digest == NULL)
+        res->index_digest = xstrdup (resp->digest);
+      free (want);
+      want = xstrdup (d->digest);
+      want_size = d->size;
+      free (want_type);
+      want_type = xstrdup (d->media_type);
+      reg_manifest_resp_dispose (resp);
     }
+}
 
-  res->manifest_digest = xstrdup (resp.digest);
+/* The image's blobs (config first) into res and blobs. */
+static const struct reg_desc **
+list_blobs (const reg_manifest *m, struct reg_pull_result *res)
+{
+  size_t n = reg_manifest_count (m);
+  const struct reg_desc **blobs = xcalloc (n + 1, sizeof *blobs);
+
   res->media_type = xstrdup (reg_manifest_media_type (m));
   res->config_digest = xstrdup (reg_manifest_config (m)->digest);
-  n = reg_manifest_count (m);
   res->nlayers = n;
   res->layer_digests = xcalloc (n, sizeof (char *));
   res->layer_types = xcalloc (n, sizeof (char *));
   res->layer_sizes = xcalloc (n, sizeof (int64_t));
-  blobs = xcalloc (n + 1, sizeof *blobs);
   blobs[0] = reg_manifest_config (m);
   res->total_size = blobs[0]->size;
-  for (i = 0; i < n; i++)
+  for (size_t i = 0; i < n; i++)
     {
       const struct reg_desc *d = reg_manifest_entry (m, i);
       blobs[i + 1] = d;
@@ -127,32 +109,54 @@ reg_pull (reg_client *c, reg_store *s, const struct reg_ref *ref, const struct r
       res->layer_sizes[i] = d->size;
       res->total_size += d->size;
     }
-  {
-    /* Refuse up front what cannot fit, rather than fill the disk. */
-    int64_t need = 0, avail = reg_store_available (s);
-    for (i = 0; i <= n; i++)
-      if (!reg_store_has (s, blobs[i]->digest, blobs[i]->size))
-        need += blobs[i]->size - reg_store_partial (s, blobs[i]->digest);
-    if (avail >= 0 && need > avail)
-      {
-        rc = ef_err_set (err, EF_LOCAL, "not enough space in %s: the image needs %lld MB more, %lld MB free",
-                         reg_store_dir (s), (long long) (need >> 20) + 1, (long long) (avail >> 20));
-        goto fail;
-      }
-  }
-  rc = reg_blobs_fetch (c, ref, blobs, n + 1, s, progress, payload, &res->stats, err);
-  if (rc < 0)
-    goto fail;
-  rc = reg_store_record (s, res->reference, res->manifest_digest, res->index_digest, err);
-  if (rc < 0)
-    goto fail;
-  free (blobs);
+  return blobs;
+}
+
+/* Refuse up front what cannot fit, rather than fill the disk. */
+static int
+check_space (reg_store *s, const struct reg_desc *const *blobs, size_t n, ef_err **err)
+{
+  int64_t need = 0, avail = reg_store_available (s);
+
+  for (size_t i = 0; i < n; i++)
+    if (!reg_store_has (s, blobs[i]->digest, blobs[i]->size))
+      need += blobs[i]->size - reg_store_partial (s, blobs[i]->digest);
+  if (avail >= 0 && need > avail)
+    return ef_err_set (err, EF_LOCAL, "not enough space in %s: the image needs %lld MB more, %lld MB free",
+                       reg_store_dir (s), (long long) (need >> 20) + 1, (long long) (avail >> 20));
+  return 0;
+}
+
+int
+reg_pull (reg_client *c, reg_store *s, const struct reg_ref *ref, const struct reg_platform *platform,
+          const vfy_cosign_key *cosign_key, reg_progress_fn progress, void *payload, struct reg_pull_result **out,
+          ef_err **err)
+{
+  struct reg_manifest_resp resp = { 0 };
+  cleanup_manifest reg_manifest *m = NULL;
+  cleanup_free const struct reg_desc **blobs = NULL;
+  struct reg_pull_result *res = xcalloc (1, sizeof *res);
+  int rc;
+
+  *out = NULL;
+  res->reference = reg_ref_string (ref);
+  rc = resolve (c, s, ref, platform, cosign_key, res, &m, &resp, err);
+  if (rc == 0)
+    {
+      res->manifest_digest = xstrdup (resp.digest);
+      blobs = list_blobs (m, res);
+      rc = check_space (s, blobs, res->nlayers + 1, err);
+    }
+  if (rc == 0)
+    rc = reg_blobs_fetch (c, ref, blobs, res->nlayers + 1, s, progress, payload, &res->stats, err);
+  if (rc == 0)
+    rc = reg_store_record (s, res->reference, res->manifest_digest, res->index_digest, err);
   reg_manifest_resp_dispose (&resp);
+  if (rc < 0)
+    {
+      reg_pull_result_free (res);
+      return rc;
+    }
   *out = res;
   return 0;
-fail:
-  free (blobs);
-  reg_manifest_resp_dispose (&resp);
-  reg_pull_result_free (res);
-  return rc;
 }

@@ -77,6 +77,16 @@ bool hzn_change_relevant (json_t *change, const struct agent_config *cfg);
 /* The pattern's lastUpdated ("" when it has none); caller frees. */
 int hzn_pattern_stamp (exchange *ex, const char *pattern, char **out, ef_err **err);
 
+/* For plan.c and the fuzz target: the exchange's answers as JSON. */
+/* The single value of an envelope {"KIND":{"id": {...}}, "lastIndex":0}. */
+json_t *hzn_envelope_one (json_t *j, const char *kind, const char **id);
+/* The best definition for arch in a {"services":{...}} answer: exactly
+ * version, else the highest in range (*id its key). */
+json_t *hzn_services_best (json_t *answer, const char *arch, const char *version, const char *range, const char **id);
+/* The serviceVersions entry of a pattern service with the best (lowest)
+ * priority_value, else the first; NULL when none has a version. */
+json_t *hzn_pattern_version (json_t *pattern_service);
+
 /* amd64, arm64, arm from GOARCH or uname names (x86_64, aarch64, armhf, ...). */
 const char *hzn_arch_synonym (const char *a);
 /* Horizon versions: dotted numbers. */

@@ -9,8 +9,8 @@
 #define MAX_DEPTH 8
 
 /* The single value of an envelope {"KIND":{"id": {...}}, "lastIndex":0}. */
-static json_t *
-envelope_one (json_t *j, const char *kind, const char **id)
+json_t *
+hzn_envelope_one (json_t *j, const char *kind, const char **id)
 {
   json_t *m = json_object_get (j, kind), *v;
   const char *k;
@@ -38,10 +38,8 @@ service_dispose (struct hzn_service *v)
   memset (v, 0, sizeof *v);
 }
 
-/* The best definition of url/arch in a {"services":{...}} answer: exactly
- * version, else the highest in range. */
-static json_t *
-best_of (json_t *j, const char *arch, const char *version, const char *range, const char **id)
+json_t *
+hzn_services_best (json_t *j, const char *arch, const char *version, const char *range, const char **id)
 {
   json_t *def, *best = NULL;
   const char *k;
@@ -83,7 +81,7 @@ resolve (exchange *ex, const char *org, const char *url, const char *version, co
   if (rc < 0 && ef_err_code (e) != EF_NOTFOUND)
     return ef_err_propagate (err, e);
   ef_err_free (e);
-  best = rc < 0 ? NULL : best_of (j, arch, version, range, &id);
+  best = rc < 0 ? NULL : hzn_services_best (j, arch, version, range, &id);
   if (best == NULL)
     {
       json_decref (j);
@@ -149,10 +147,8 @@ collect (exchange *ex, struct hzn_service *v, struct hzn_plan *p, int depth, ef_
   return 0;
 }
 
-/* The version of a pattern entry with the best (lowest) priority_value,
- * else the first. */
-static json_t *
-preferred_version (json_t *ps)
+json_t *
+hzn_pattern_version (json_t *ps)
 {
   json_t *best = NULL, *ver;
   size_t k;
@@ -183,7 +179,7 @@ add_pattern_service (exchange *ex, struct hzn_plan *p, json_t *ps, ef_err **err)
   const char *url = json_string_value (json_object_get (ps, "serviceUrl"));
   const char *org = json_string_value (json_object_get (ps, "serviceOrgid"));
   const char *sarch = json_string_value (json_object_get (ps, "serviceArch"));
-  json_t *best = preferred_version (ps);
+  json_t *best = hzn_pattern_version (ps);
   struct hzn_service v;
   ef_err *e = NULL;
   int rc;
@@ -237,7 +233,7 @@ hzn_pattern_stamp (exchange *ex, const char *pattern, char **out, ef_err **err)
   rc = read_pattern (ex, pattern, &env, err);
   if (rc == 0)
     {
-      char *stamp = str_dup (envelope_one (env, "patterns", NULL), "lastUpdated");
+      char *stamp = str_dup (hzn_envelope_one (env, "patterns", NULL), "lastUpdated");
       *out = stamp ? stamp : xstrdup ("");
     }
   json_decref (env);
@@ -262,7 +258,7 @@ hzn_plan_read (exchange *ex, const struct agent_config *cfg, struct hzn_plan *ou
       ef_err_wrap (err, "read node %s/%s", cfg->org, cfg->node_id);
       return rc;
     }
-  node = envelope_one (node_env, "nodes", NULL);
+  node = hzn_envelope_one (node_env, "nodes", NULL);
   pattern = json_string_value (json_object_get (node, "pattern"));
   arch = json_string_value (json_object_get (node, "arch"));
   reg_platform_host (&host);
@@ -274,7 +270,7 @@ hzn_plan_read (exchange *ex, const struct agent_config *cfg, struct hzn_plan *ou
       if (rc < 0)
         ef_err_wrap (err, "read pattern %s", pattern);
     }
-  pat = envelope_one (pat_env, "patterns", NULL);
+  pat = hzn_envelope_one (pat_env, "patterns", NULL);
   out->pattern_last_updated = str_dup (pat, "lastUpdated");
   json_array_foreach (rc == 0 ? json_object_get (pat, "services") : NULL, i, ps)
   {
