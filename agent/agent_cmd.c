@@ -67,9 +67,11 @@ cmd_agent (int argc, char **argv)
       s.state = agent_state_load (cfg.store);
       if (once)
         {
+          int saved;
           rc = agent_sync (&s, &err);
-          if (agent_state_save (cfg.store, s.state, err ? NULL : &err) < 0 && rc == 0)
-            rc = -EF_LOCAL;
+          saved = agent_state_save (cfg.store, s.state, err ? NULL : &err);
+          if (rc == 0)
+            rc = saved;
         }
       else
         rc = agent_daemon (&cfg, config_file, &s);

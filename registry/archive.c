@@ -196,6 +196,7 @@ static int
 write_oci (struct archive *a, struct sink *k, reg_store *s, const struct reg_image *im, const char *digest,
            const struct reg_image *top, const char *top_digest, const struct reg_ref *ref, ef_err **err)
 {
+  int rc;
   static const char layout[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
   json_t *entry = top ? reg_image_index_entry (top, top_digest, ref) : reg_image_index_entry (im, digest, ref);
   json_t *index = json_pack ("{s:i, s:s, s:[o]}", "schemaVersion", 2, "mediaType", MT_OCI_INDEX, "manifests", entry);
@@ -205,22 +206,27 @@ write_oci (struct archive *a, struct sink *k, reg_store *s, const struct reg_ima
   char name[128];
 
   json_decref (index);
-  if (add_buf (a, k, "oci-layout", layout, sizeof layout - 1, err) < 0
-      || add_buf (a, k, "index.json", text, strlen (text), err) < 0 || add_dir (a, k, "blobs/", err) < 0
-      || add_dir (a, k, "blobs/sha256/", err) < 0)
-    return -EF_LOCAL;
+  rc = add_buf (a, k, "oci-layout", layout, sizeof layout - 1, err);
+  if (rc == 0)
+    rc = add_buf (a, k, "index.json", text, strlen (text), err);
+  if (rc == 0)
+    rc = add_dir (a, k, "blobs/", err);
+  if (rc == 0)
+    rc = add_dir (a, k, "blobs/sha256/", err);
+  if (rc < 0)
+    return rc;
   if (top)
     {
       snprintf (name, sizeof name, "blobs/sha256/%s", top_digest + 7);
-      if (add_buf (a, k, name, top->manifest, top->manifest_len, err) < 0)
-        return -EF_LOCAL;
+      if ((rc = add_buf (a, k, name, top->manifest, top->manifest_len, err)) < 0)
+        return rc;
     }
   snprintf (name, sizeof name, "blobs/sha256/%s", digest + 7);
-  if (add_blob (a, k, s, name, &mdesc, err) < 0)
-    return -EF_LOCAL;
+  if ((rc = add_blob (a, k, s, name, &mdesc, err)) < 0)
+    return rc;
   snprintf (name, sizeof name, "blobs/sha256/%s", cfg->digest + 7);
-  if (add_blob (a, k, s, name, cfg, err) < 0)
-    return -EF_LOCAL;
+  if ((rc = add_blob (a, k, s, name, cfg, err)) < 0)
+    return rc;
   for (size_t i = 0; i < reg_manifest_count (im->m); i++)
     {
       const struct reg_desc *d = reg_manifest_entry (im->m, i);
@@ -230,8 +236,8 @@ write_oci (struct archive *a, struct sink *k, reg_store *s, const struct reg_ima
       if (dup || strcmp (d->digest, cfg->digest) == 0)
         continue;
       snprintf (name, sizeof name, "blobs/sha256/%s", d->digest + 7);
-      if (add_blob (a, k, s, name, d, err) < 0)
-        return -EF_LOCAL;
+      if ((rc = add_blob (a, k, s, name, d, err)) < 0)
+        return rc;
     }
   return 0;
 }
@@ -291,8 +297,8 @@ reg_export_stream (reg_store *s, const char *manifest_digest, const char *index_
   memset (&top, 0, sizeof top);
   if (fmt == REG_EXPORT_OCI_DIR)
     return ef_err_set (err, EF_USAGE, "an OCI directory is not a stream");
-  if (la_load (err) < 0)
-    return -EF_LOCAL;
+  if ((rc = la_load (err)) < 0)
+    return rc;
   rc = reg_image_load (s, manifest_digest, &im, err);
   if (rc == 0 && with_index)
     rc = reg_image_load_index (s, index_digest, manifest_digest, &top, err);

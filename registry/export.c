@@ -107,9 +107,7 @@ manifest_load (reg_store *s, const char *digest, struct reg_image *im, ef_err **
   int rc;
 
   memset (im, 0, sizeof *im);
-  rc = reg_store_read (s, digest, REG_MANIFEST_MAX, &im->manifest, &im->manifest_len, err);
-  if (rc == 0 && reg_manifest_parse (&im->m, im->manifest, im->manifest_len, NULL, err) < 0)
-    rc = -EF_LOCAL;
+  rc = reg_store_manifest (s, digest, &im->manifest, &im->manifest_len, &im->m, err);
   return rc;
 }
 

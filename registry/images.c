@@ -83,14 +83,14 @@ mark (reg_store *s, json_t *keep, const char *digest, int depth, ef_err **err)
   size_t len;
   int rc = 0;
 
-  if (depth > 3 || ef_digest_parse (digest, NULL, err) < 0)
-    return depth > 3 ? 0 : -EF_LOCAL;
-  json_object_set_new (keep, digest + 7, json_true ());
-  rc = reg_store_read (s, digest, REG_MANIFEST_MAX, &buf, &len, err);
+  if (depth > 3)
+    return 0;
+  rc = ef_digest_parse (digest, NULL, err);
   if (rc == 0)
-    rc = reg_manifest_parse (&m, buf, len, NULL, err) < 0 ? -EF_LOCAL : 0;
+    rc = reg_store_manifest (s, digest, &buf, &len, &m, err);
   if (rc < 0)
     return rc;
+  json_object_set_new (keep, digest + 7, json_true ());
   if (reg_manifest_kind (m) == REG_IMAGE)
     json_object_set_new (keep, reg_manifest_config (m)->digest + 7, json_true ());
   for (size_t i = 0; rc == 0 && i < reg_manifest_count (m); i++)

@@ -95,8 +95,8 @@ reg_ingest_open (reg_ingest **out, reg_store *s, const char *digest, int64_t siz
 
   *out = NULL;
   *busy = false;
-  if (ef_digest_parse (digest, NULL, err) < 0)
-    return -EF_VERIFY;
+  if ((rc = ef_digest_parse (digest, NULL, err)) < 0)
+    return rc;
   i = xcalloc (1, sizeof *i);
   i->s = s;
   i->fd = -1;
@@ -165,6 +165,8 @@ reg_ingest_offset (const reg_ingest *i)
 int
 reg_ingest_write (reg_ingest *i, const void *buf, size_t len, ef_err **err)
 {
+  int rc;
+
   if ((int64_t) len > i->size - i->offset)
     {
       /* Never keep bytes we know to be wrong for a later resume. */
@@ -175,8 +177,8 @@ reg_ingest_write (reg_ingest *i, const void *buf, size_t len, ef_err **err)
     }
   ef_hash_update (i->hash, buf, len);
   i->offset += (int64_t) len;
-  if (i->wlen + len > INGEST_WBUF && ingest_flush (i, err) < 0)
-    return -EF_LOCAL;
+  if (i->wlen + len > INGEST_WBUF && (rc = ingest_flush (i, err)) < 0)
+    return rc;
   if (len >= INGEST_WBUF)
     {
       if (ef_write_all (i->fd, buf, len) < 0)
@@ -202,10 +204,12 @@ reg_ingest_restart (reg_ingest *i, ef_err **err)
 int
 reg_ingest_commit (reg_ingest *i, ef_err **err)
 {
+  int rc;
   char actual[EF_DIGEST_LEN + 1];
 
-  if (ingest_flush (i, err) < 0)
-    return -EF_LOCAL;
+  if ((rc = ingest_flush (i, err)) < 0)
+
+    return rc;
   if (i->offset != i->size)
     return ef_err_set (err, EF_VERIFY, "blob %s is %lld bytes, its descriptor says %lld", i->digest,
                        (long long) i->offset, (long long) i->size);

@@ -138,6 +138,7 @@ reg_desc_annotation (const struct reg_desc *d, const char *key)
 static int
 desc_parse (struct reg_desc *d, json_t *o, const char *what, ef_err **err)
 {
+  int rc;
   json_t *mt = json_object_get (o, "mediaType");
   json_t *dg = json_object_get (o, "digest");
   json_t *sz = json_object_get (o, "size");
@@ -150,10 +151,10 @@ desc_parse (struct reg_desc *d, json_t *o, const char *what, ef_err **err)
     return ef_err_set (err, EF_VERIFY, "%s: descriptor without a valid mediaType", what);
   if (!json_is_string (dg))
     return ef_err_set (err, EF_VERIFY, "%s: descriptor without a digest", what);
-  if (ef_digest_parse (json_string_value (dg), NULL, err) < 0)
+  if ((rc = ef_digest_parse (json_string_value (dg), NULL, err)) < 0)
     {
       ef_err_wrap (err, "%s", what);
-      return -EF_VERIFY;
+      return rc;
     }
   if (!json_is_integer (sz) || json_integer_value (sz) < 0 || json_integer_value (sz) > MAX_BLOB_SIZE)
     return ef_err_set (err, EF_VERIFY, "%s: descriptor without a valid size", what);
@@ -181,6 +182,7 @@ bare_type (const char *ct)
 static int
 parse_image (reg_manifest *m, json_t *root, enum reg_parse_mode mode, ef_err **err)
 {
+  int rc;
   bool image = mode == REG_PARSE_IMAGE;
   json_t *cfg = json_object_get (root, "config");
   json_t *layers = json_object_get (root, "layers");
@@ -188,8 +190,8 @@ parse_image (reg_manifest *m, json_t *root, enum reg_parse_mode mode, ef_err **e
 
   if (cfg == NULL)
     return ef_err_set (err, EF_VERIFY, "manifest has no config");
-  if (desc_parse (&m->config, cfg, "manifest config", err) < 0)
-    return -EF_VERIFY;
+  if ((rc = desc_parse (&m->config, cfg, "manifest config", err)) < 0)
+    return rc;
   if (image && strcmp (m->config.media_type, MT_OCI_CONFIG) != 0 && strcmp (m->config.media_type, MT_DOCKER_CONFIG) != 0)
     return ef_err_set (err, EF_VERIFY, "not a container image: config type '%s'", m->config.media_type);
   if (!json_is_array (layers))
@@ -203,8 +205,8 @@ parse_image (reg_manifest *m, json_t *root, enum reg_parse_mode mode, ef_err **e
   for (i = 0; i < m->n; i++)
     {
       struct reg_desc *d = &m->entries[i];
-      if (desc_parse (d, json_array_get (layers, i), "manifest layer", err) < 0)
-        return -EF_VERIFY;
+      if ((rc = desc_parse (d, json_array_get (layers, i), "manifest layer", err)) < 0)
+        return rc;
       if (!image)
         continue; /* an artifact's layers are its own business */
       if (strstr (d->media_type, "+encrypted"))
@@ -225,6 +227,7 @@ json_str_dup (json_t *o, const char *key)
 static int
 parse_index (reg_manifest *m, json_t *root, ef_err **err)
 {
+  int rc;
   json_t *list = json_object_get (root, "manifests");
   size_t i;
 
@@ -242,8 +245,9 @@ parse_index (reg_manifest *m, json_t *root, ef_err **err)
       json_t *rt = json_is_object (ann) ? json_object_get (ann, "vnd.docker.reference.type") : NULL;
       struct reg_desc *d = &m->entries[i];
 
-      if (desc_parse (d, e, "index entry", err) < 0)
-        return -EF_VERIFY;
+      if ((rc = desc_parse (d, e, "index entry", err)) < 0)
+
+        return rc;
       if (plat != NULL && !json_is_object (plat))
         return ef_err_set (err, EF_VERIFY, "index entry platform is not an object");
       if (plat && (!json_is_string (json_object_get (plat, "os"))

@@ -172,8 +172,9 @@ reg_store_put (reg_store *s, const char *digest, const void *buf, size_t len, ef
   struct ef_atomic a;
   int rc;
 
-  if (ef_digest_parse (digest, NULL, err) < 0)
-    return -EF_VERIFY;
+  if ((rc = ef_digest_parse (digest, NULL, err)) < 0)
+
+    return rc;
   ef_digest_buf (buf, len, actual);
   if (strcmp (actual, digest) != 0)
     return ef_err_set (err, EF_VERIFY, "content does not match digest %s", digest);
@@ -204,14 +205,15 @@ reg_store_put (reg_store *s, const char *digest, const void *buf, size_t len, ef
 int
 reg_store_read (reg_store *s, const char *digest, size_t max, char **out, size_t *len, ef_err **err)
 {
+  int rc;
   cleanup_free char *path = NULL;
   char actual[EF_DIGEST_LEN + 1];
   char *buf;
   size_t n;
 
   *out = NULL;
-  if (ef_digest_parse (digest, NULL, err) < 0)
-    return -EF_VERIFY;
+  if ((rc = ef_digest_parse (digest, NULL, err)) < 0)
+    return rc;
   path = reg_store_blob_path (s, digest);
   if (ef_read_file (path, max, &buf, &n) < 0)
     {
@@ -253,6 +255,22 @@ reg_store_partial (const reg_store *s, const char *digest)
     return 0;
   part = xasprintf ("%s/ingest/%s.part", s->dir, digest + 7);
   return stat (part, &st) == 0 ? st.st_size : 0;
+}
+
+int
+reg_store_manifest (reg_store *s, const char *digest, char **buf, size_t *len, reg_manifest **m, ef_err **err)
+{
+  cleanup_err ef_err *why = NULL;
+  int rc = reg_store_read (s, digest, REG_MANIFEST_MAX, buf, len, err);
+
+  *m = NULL;
+  if (rc == 0 && reg_manifest_parse (m, *buf, *len, NULL, &why) < 0)
+    {
+      free (*buf);
+      *buf = NULL;
+      rc = ef_err_set (err, EF_LOCAL, "store damaged: manifest %s: %s", digest, ef_err_msg (why));
+    }
+  return rc;
 }
 
 bool

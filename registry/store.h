@@ -35,6 +35,11 @@ int reg_store_put (reg_store *s, const char *digest, const void *buf, size_t len
 /* Read a blob of at most max bytes and check its digest again; one that
  * does not match is removed (the next pull fetches it) and is EF_LOCAL. */
 int reg_store_read (reg_store *s, const char *digest, size_t max, char **out, size_t *len, ef_err **err);
+/* A manifest or index of the store, read (as above) and parsed; one that
+ * no longer parses is EF_LOCAL too.  *m belongs to the caller. */
+struct reg_manifest;
+int reg_store_manifest (reg_store *s, const char *digest, char **buf, size_t *len, struct reg_manifest **m,
+                        ef_err **err);
 /* Was the blob hashed whole by this process (fetched, stored or read)?
  * Only such a blob may leave the store without being hashed again. */
 bool reg_store_verified (const reg_store *s, const char *digest);

@@ -159,7 +159,7 @@ vfy_cosign_verify (const vfy_cosign_key *k, const char *payload, size_t len, con
   EVP_MD_CTX *ctx;
   long siglen;
   char *ref = NULL, *dg = NULL;
-  int ok = 0;
+  int ok = 0, rc;
 
   *docker_ref = NULL;
   if (sig_b64 == NULL || *sig_b64 == '\0')
@@ -178,14 +178,14 @@ vfy_cosign_verify (const vfy_cosign_key *k, const char *payload, size_t len, con
   free (sig);
   if (!ok)
     return ef_err_set (err, EF_VERIFY, "cosign signature does not verify with the key");
-  if (vfy_cosign_payload_parse (payload, len, &ref, &dg, err) < 0)
-    return -EF_VERIFY;
+  if ((rc = vfy_cosign_payload_parse (payload, len, &ref, &dg, err)) < 0)
+    return rc;
   if (strcmp (dg, manifest_digest) != 0)
     {
-      ef_err_set (err, EF_VERIFY, "cosign signature is for %s, not %s", dg, manifest_digest);
+      rc = ef_err_set (err, EF_VERIFY, "cosign signature is for %s, not %s", dg, manifest_digest);
       free (ref);
       free (dg);
-      return -EF_VERIFY;
+      return rc;
     }
   free (dg);
   *docker_ref = ref;
