@@ -68,6 +68,7 @@ struct xfer
   struct reg_fetch_stats *stats;
   int64_t last_progress;
   struct job *jobs;
+  reg_writer *writer; /* hashes and writes while we receive */
   size_t n, remaining;
   int active;
   CURLM *m;
@@ -185,6 +186,7 @@ job_open (struct job *j, enum prep *p, ef_err **err)
       *p = PREP_DONE;
       return 0;
     }
+  reg_ingest_use_writer (j->ing, x->writer);
   j->resumed = reg_ingest_offset (j->ing) > 0;
   j->resumed_bytes = reg_ingest_offset (j->ing);
   count_reused (x, reg_ingest_offset (j->ing));
@@ -399,6 +401,11 @@ xfer_init (struct xfer *x, reg_client *c, const struct reg_ref *ref, const struc
   x->m = curl_multi_init ();
   if (x->m == NULL)
     return ef_err_set (err, EF_LOCAL, "libcurl: out of handles");
+  {
+    int rc = reg_writer_new (&x->writer, (size_t) reg_client_opts (c)->jobs, err);
+    if (rc < 0)
+      return rc;
+  }
   curl_multi_setopt (x->m, CURLMOPT_MAX_HOST_CONNECTIONS, (long) reg_client_opts (c)->jobs);
   {
     int rc = reg_session_host (x->session, ref->api_host, &x->h, err);
@@ -422,6 +429,7 @@ xfer_dispose (struct xfer *x)
       free (j->url);
     }
   free (x->jobs);
+  reg_writer_free (x->writer);
   if (x->m)
     curl_multi_cleanup (x->m);
   free (x->scope);

@@ -87,6 +87,12 @@ struct reg_gc_stats
 int reg_store_gc (reg_store *s, struct reg_gc_stats *stats, ef_err **err);
 
 typedef struct reg_ingest reg_ingest;
+/* A thread that hashes and writes ingests' full buffers, so that the
+ * thread receiving from the network only copies; extra is how many
+ * buffers may be in flight.  Free it after every ingest that uses it. */
+typedef struct reg_writer reg_writer;
+int reg_writer_new (reg_writer **out, size_t extra, ef_err **err);
+void reg_writer_free (reg_writer *w);
 
 /* Open (or resume) the ingest of one blob.  Returns 0 with *out set, or
  * 0 with *busy true when another process is fetching it now (try again
@@ -94,6 +100,8 @@ typedef struct reg_ingest reg_ingest;
  * Bytes already on disk from an earlier attempt are re-hashed, so the
  * fetch can continue at reg_ingest_offset(). */
 int reg_ingest_open (reg_ingest **out, reg_store *s, const char *digest, int64_t size, bool *busy, ef_err **err);
+/* Hash and write through w from now on (before the first write). */
+void reg_ingest_use_writer (reg_ingest *i, reg_writer *w);
 int64_t reg_ingest_offset (const reg_ingest *i);
 int reg_ingest_write (reg_ingest *i, const void *buf, size_t len, ef_err **err);
 /* Start over from byte 0 (the server ignored Range). */
