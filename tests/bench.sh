@@ -76,7 +76,7 @@ cat <<TABLE
 edgefetch bench: $((SIZE / 1048576)) MiB image, $NLAYERS layers, TLS + basic auth, loopback, medians of $RUNS runs
 | measure                                   | edgefetch | skopeo copy oci: | curl (4 parallel) | ratio          | target  |
 |-------------------------------------------|-----------|------------------|-------------------|----------------|---------|
-| wall time, s                              | $efw | $skw | $cw | $(r "$efw" "$skw") x skopeo, $(r "$efw" "$cw") x curl | <= 0.75 x skopeo, <= 1.3 x curl |
+| wall time, s                              | $efw | $skw | $cw | $(r "$efw" "$skw") x skopeo, $(r "$efw" "$cw") x curl | <= 0.7 x skopeo, <= 1.10 x curl |
 | peak RSS, MB                              | $(r "$efr" 1024) | $(r "$skr" 1024) | | $(r "$efr" "$skr") x skopeo | <= 0.6 |
 | peak RSS above the one-layer pull, MB     | $(r "$((efr - tr))" 1024) | | | | <= 2 |
 | bytes fetched (killed half way + resumed) / image size | $(r "$WIRE" "$SIZE") | | | | <= 1.10 |
