@@ -17,15 +17,19 @@ complete (reg_store *s, const struct reg_pull_result *r)
 }
 
 static int
-hand_out (reg_store *s, const struct reg_ref *ref, const struct delivery_opts *o, struct delivery *d, ef_err **err)
+hand_out (reg_client *c, reg_store *s, const struct reg_ref *ref, const struct delivery_opts *o, struct delivery *d,
+          ef_err **err)
 {
+  const struct auth_creds *creds = NULL;
   int rc = 0;
 
   if (o->out_path)
     rc = reg_export (s, d->res->manifest_digest, ref, o->out_fmt, o->out_path, err);
   if (rc == 0 && o->runtime)
+    rc = reg_session_credentials (reg_client_session (c), ref->api_host, ref->domain, &creds, err);
+  if (rc == 0 && o->runtime)
     {
-      rc = runtime_handoff (o->runtime, s, d->res, ref, &d->handoff, err);
+      rc = runtime_handoff (o->runtime, s, d->res, ref, creds, &d->handoff, err);
       if (rc < 0)
         ef_err_wrap (err, "hand over to %s", runtime_name (o->runtime));
     }
@@ -54,7 +58,7 @@ agent_deliver (reg_client *c, reg_store *s, const struct reg_ref *ref, const str
         }
       out->res->stats.bytes_fetched += fetched;
       ef_err_clear (&e);
-      rc = hand_out (s, ref, o, out, &e);
+      rc = hand_out (c, s, ref, o, out, &e);
       /* a damaged blob left the store on the way out: fetch it, once more */
       if (rc == 0 || round == 1 || complete (s, out->res))
         break;

@@ -174,13 +174,16 @@ print_result (const struct pull_args *a, const struct pull_plan *p, const struct
   if (!a->json)
     {
       printf ("Digest: %s\nImage ID: %s\n", d->res->manifest_digest, d->res->config_digest);
+      if (p->has_rt)
+        printf ("In %s as: %s%s%s\n", runtime_name (&p->rt), d->handoff.name, d->handoff.pinned[0] ? ", " : "",
+                d->handoff.pinned);
+      if (p->has_rt && d->handoff.note[0])
+        fprintf (stderr, "edgefetch: note: %s\n", d->handoff.note);
       return;
     }
   j = result_json (d->res, a->output);
   if (p->has_rt)
-    json_object_set_new (j, "handoff", json_pack ("{s:s, s:s, s:s, s:b}", "runtime", runtime_name (&p->rt), "name",
-                                                  d->handoff.name, "image_id", d->res->config_digest, "sent",
-                                                  d->handoff.sent));
+    json_object_set_new (j, "handoff", runtime_result_json (&p->rt, &d->handoff, d->res->config_digest));
   json_dumpf (j, stdout, JSON_COMPACT);
   putchar ('\n');
   json_decref (j);

@@ -32,6 +32,28 @@ str (json_t *o, const char *k, const char *def)
   return ring[next++ % 8];
 }
 
+/* Only the store is needed: no credentials are required to read the
+ * state.  EDGEFETCH_STORE of the file, else of the environment. */
+static char *
+store_of (const char *config_file)
+{
+  const char *store = cli_env ("EDGEFETCH_STORE", EF_DEFAULT_STORE);
+  cleanup_free char *text = NULL;
+  cleanup_err ef_err *err = NULL;
+  char **kv = NULL, *path;
+  size_t len;
+
+  if (ef_read_file (config_file, 256 * 1024, &text, &len) == 0 && agent_envfile_parse (text, &kv, &err) == 0)
+    for (char **p = kv; *p; p++)
+      if (strncmp (*p, "EDGEFETCH_STORE=", 16) == 0 && (*p)[16])
+        store = *p + 16;
+  path = xstrdup (store);
+  for (char **p = kv; p && *p; p++)
+    ef_free_secret (*p);
+  free (kv);
+  return path;
+}
+
 int
 cmd_status (int argc, char **argv)
 {
@@ -58,22 +80,7 @@ cmd_status (int argc, char **argv)
       case 'h': fputs ("usage: edgefetch status [--config FILE] [--json]\n", stdout); return 0;
       default: return cli_bad_option ("status", c, argv);
       }
-  {
-    /* Only the store is needed: no credentials required to read the state. */
-    char **kv = NULL;
-    cleanup_free char *text = NULL;
-    size_t len;
-    const char *store = cli_env ("EDGEFETCH_STORE", EF_DEFAULT_STORE);
-    cleanup_err ef_err *err = NULL;
-    if (ef_read_file (config_file, 256 * 1024, &text, &len) == 0 && agent_envfile_parse (text, &kv, &err) == 0)
-      for (char **p = kv; *p; p++)
-        if (strncmp (*p, "EDGEFETCH_STORE=", 16) == 0 && (*p)[16])
-          store = *p + 16;
-    path = xstrdup (store);
-    for (char **p = kv; p && *p; p++)
-      ef_free_secret (*p);
-    free (kv);
-  }
+  path = store_of (config_file);
   {
     cleanup_free char *file = xasprintf ("%s/state.json", path);
     if (access (file, R_OK) != 0)
@@ -113,8 +120,16 @@ cmd_status (int argc, char **argv)
       printf ("service %s %s: FAILED (exit %lld): %s\n", str (svc, "id", "?"), str (svc, "version", ""),
               (long long) json_integer_value (json_object_get (svc, "code")), str (svc, "error", "?"));
     json_array_foreach (json_object_get (svc, "images"), k, img)
+    {
+      json_t *h = json_object_get (img, "handoff");
       printf ("  image %s\n    digest %s\n    id     %s\n", str (img, "reference", "?"),
               str (img, "manifest_digest", "?"), str (img, "config_digest", "?"));
+      if (h)
+        printf ("    in %s as %s%s%s\n", str (h, "runtime", "?"), str (h, "name", "?"), str (h, "pinned", NULL) ? ", " : "",
+                str (h, "pinned", ""));
+      if (str (h, "note", NULL))
+        printf ("    note: %s\n", str (h, "note", ""));
+    }
   }
   json_decref (st);
   return 0;

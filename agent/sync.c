@@ -67,8 +67,7 @@ image_entry (const char *r, const struct delivery *d, const struct runtime_spec 
                            "config_digest", res->config_digest, "bytes_fetched",
                            (json_int_t) res->stats.bytes_fetched, "size", (json_int_t) res->total_size);
   if (rt)
-    json_object_set_new (img, "handoff", json_pack ("{s:s, s:s, s:b}", "runtime", runtime_name (rt), "name",
-                                                    d->handoff.name, "sent", d->handoff.sent));
+    json_object_set_new (img, "handoff", runtime_result_json (rt, &d->handoff, res->config_digest));
   return img;
 }
 

@@ -210,3 +210,15 @@ ef_b64_decode (const char *in, size_t len, unsigned char **out)
   *out = buf;
   return n;
 }
+
+char *
+ef_b64_encode (const void *in, size_t len, bool url)
+{
+  char *out = xmalloc (4 * ((len + 2) / 3) + 1);
+  int n = EVP_EncodeBlock ((unsigned char *) out, in, (int) len);
+
+  out[n < 0 ? 0 : n] = '\0';
+  for (char *p = out; url && *p; p++)
+    *p = *p == '+' ? '-' : *p == '/' ? '_' : *p;
+  return out;
+}

@@ -3,6 +3,7 @@
 #define EF_UTIL_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -52,5 +53,8 @@ int64_t ef_now_ms (void);
  * whitespace-free input whose length is a multiple of 4.  Returns the
  * decoded length or -1; *out is NUL-terminated and the caller frees it. */
 long ef_b64_decode (const char *in, size_t len, unsigned char **out);
+/* Standard base64 with padding, or with url set the URL-safe alphabet
+ * (- and _) with padding; caller frees. */
+char *ef_b64_encode (const void *in, size_t len, bool url);
 
 #endif

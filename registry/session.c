@@ -220,6 +220,21 @@ host_creds (reg_session *s, struct reg_host *h, const char *domain, ef_err **err
   return 0;
 }
 
+int
+reg_session_credentials (reg_session *s, const char *api_host, const char *domain, const struct auth_creds **out,
+                         ef_err **err)
+{
+  struct reg_host *h;
+  int rc = reg_session_host (s, api_host, &h, err);
+
+  *out = NULL;
+  if (rc == 0)
+    rc = host_creds (s, h, domain, err);
+  if (rc == 0 && h->creds.secret)
+    *out = &h->creds;
+  return rc;
+}
+
 static struct token *
 token_find (struct reg_host *h, const char *scope)
 {

@@ -47,6 +47,12 @@ int reg_session_host (reg_session *s, const char *api_host, reg_host **out, ef_e
 /* Be ready to authorize requests for scope on h: /v2/ asked once for its
  * challenge, then credentials or a token for scope. */
 int reg_session_authorize (reg_session *s, reg_host *h, const char *domain, const char *scope, ef_err **err);
+/* The credentials that are ours for domain (reached at api_host), as a
+ * request to it would use them; *out is NULL when there are none.  For
+ * a runtime that must contact the registry itself (docker's digest
+ * record): the pointer is the session's, valid while it lives. */
+int reg_session_credentials (reg_session *s, const char *api_host, const char *domain,
+                             const struct auth_creds **out, ef_err **err);
 /* Set e up for url on h: http_setup with redirects, the stall rule, h's
  * trust, and the credentials or token for scope (none for NULL). */
 void reg_session_prepare (reg_session *s, reg_host *h, CURL *e, const char *url, const char *scope);

@@ -101,7 +101,8 @@ import (const struct runtime_spec *rt, reg_store *s, const struct reg_pull_resul
  * the reference named one. */
 int
 runtime_containerd_handoff (const struct runtime_spec *rt, reg_store *s, const struct reg_pull_result *res,
-                            const struct reg_ref *ref, struct runtime_result *out, ef_err **err)
+                            const struct reg_ref *ref, const struct auth_creds *creds, struct runtime_result *out,
+                            ef_err **err)
 {
   const char *top = res->index_digest ? res->index_digest : res->manifest_digest;
   bool present = false;
@@ -119,8 +120,11 @@ runtime_containerd_handoff (const struct runtime_spec *rt, reg_store *s, const s
     rc = import (rt, s, res, ref, err);
   if (out->sent && rc == 0)
     rc = has (rt, out->name, top, &present, err);
+  (void) creds; /* containerd records NAME@DIGEST from the archive itself */
   if (rc == 0 && !present)
     rc = ef_err_set (err, EF_LOCAL, "containerd does not list %s with %s after the import", out->name, top);
+  if (rc == 0)
+    snprintf (out->pinned, sizeof out->pinned, "%s/%s@%s", ref->domain, ref->path, top);
   return rc;
 }
 

@@ -10,6 +10,7 @@
 
 #include "../../common/json.h"
 #include "../../common/util.h"
+#include "../../common/text.h"
 #include "../../registry/http.h"
 #include "runtime.h"
 
@@ -27,12 +28,13 @@ read_fd (char *buf, size_t size, size_t n, void *ud)
   return r < 0 ? CURL_READFUNC_ABORT : (size_t) r;
 }
 
-/* One call; body_fd >= 0 streams a tar as the request body. */
+/* One call; body_fd >= 0 streams a tar as the request body; header (or
+ * NULL) is one more request header. */
 static int
-api (const struct runtime_spec *rt, const char *method, const char *path, int body_fd, struct http_resp *r,
-     ef_err **err)
+api_with (const struct runtime_spec *rt, const char *method, const char *path, int body_fd, const char *header,
+          struct http_resp *r, ef_err **err)
 {
-  struct curl_slist *h = NULL;
+  struct curl_slist *h = header ? curl_slist_append (NULL, header) : NULL;
   CURL *e = curl_easy_init ();
   CURLcode res;
 
@@ -52,13 +54,24 @@ api (const struct runtime_spec *rt, const char *method, const char *path, int bo
     }
   else if (strcmp (method, "POST") == 0)
     curl_easy_setopt (e, CURLOPT_POSTFIELDS, "");
+  if (h && body_fd < 0)
+    curl_easy_setopt (e, CURLOPT_HTTPHEADER, h);
   res = http_perform (e, r);
+  if (header)
+    explicit_bzero (h->data, strlen (h->data)); /* it may carry credentials */
   curl_slist_free_all (h);
   curl_easy_cleanup (e);
   if (res != CURLE_OK && !r->too_big)
     return ef_err_set (err, EF_LOCAL, "%s at %s: %s", runtime_name (rt), rt->socket,
                        r->errbuf[0] ? r->errbuf : curl_easy_strerror (res));
   return 0;
+}
+
+static int
+api (const struct runtime_spec *rt, const char *method, const char *path, int body_fd, struct http_resp *r,
+     ef_err **err)
+{
+  return api_with (rt, method, path, body_fd, NULL, r, err);
 }
 
 /* The Id of an image by name or ID, or "" when the runtime has none. */
@@ -153,13 +166,72 @@ tag (const struct runtime_spec *rt, const char *id, const char *repo, const char
   return rc;
 }
 
+/* X-Registry-Auth: our credentials for the registry, for dockerd to use
+ * there (base64url JSON); NULL without any.  Caller wipes and frees. */
+static char *
+registry_auth (const struct reg_ref *ref, const struct auth_creds *creds)
+{
+  const char *server = strcmp (ref->domain, "docker.io") == 0 ? "https://index.docker.io/v1/" : ref->domain;
+  bool identity = creds && (creds->username == NULL || creds->username[0] == '\0');
+  json_t *j;
+  char *text, *b64, *header;
+
+  if (creds == NULL)
+    return NULL;
+  j = identity ? json_pack ("{s:s, s:s}", "identitytoken", creds->secret, "serveraddress", server)
+               : json_pack ("{s:s, s:s, s:s}", "username", creds->username, "password", creds->secret,
+                            "serveraddress", server);
+  text = json_dumps (j, JSON_COMPACT);
+  json_decref (j);
+  b64 = ef_b64_encode (text, strlen (text), true);
+  header = xasprintf ("X-Registry-Auth: %s", b64);
+  ef_free_secret (text);
+  ef_free_secret (b64);
+  return header;
+}
+
+/* docker records NAME@DIGEST only from a pull: ask dockerd to pull the
+ * reference by its digest.  The image (its config) is there already, so
+ * dockerd fetches the manifest and no blob.  Failing that, out->note. */
+static void
+record_digest (const struct runtime_spec *rt, const char *repo, const struct reg_ref *ref, const char *pinned,
+               const char *config_digest, const struct auth_creds *creds, struct runtime_result *out)
+{
+  char *er = curl_easy_escape (NULL, repo, 0), *ed = curl_easy_escape (NULL, pinned, 0);
+  cleanup_free char *path = xasprintf (ENGINE "/images/create?fromImage=%s&tag=%s", er ? er : "", ed ? ed : "");
+  cleanup_free char *name = xasprintf ("%s@%s", repo, pinned);
+  char *auth = registry_auth (ref, creds);
+  cleanup_err ef_err *e = NULL;
+  struct http_resp r;
+  char msg[256] = "", id[128] = "";
+
+  curl_free (er);
+  curl_free (ed);
+  if (api_with (rt, "POST", path, -1, auth, &r, &e) == 0 && r.status == 200 && !stream_error (r.body.data, msg, sizeof msg)
+      && image_id (rt, name, id, sizeof id, &e) == 0 && strcmp (id, config_digest) == 0)
+    snprintf (out->pinned, sizeof out->pinned, "%s", name);
+  else
+    {
+      cleanup_free char *certs = xasprintf ("/etc/docker/certs.d/%s", ref->domain);
+      snprintf (out->note, sizeof out->note, "dockerd could not record %s: %.200s%s", name,
+                msg[0] ? msg : e ? ef_err_msg (e) : r.status != 200 ? "its pull was refused" : "the image differs",
+                access (certs, F_OK) != 0 ? " (does dockerd trust the registry? its CA goes in /etc/docker/certs.d/"
+                                            "HOST/ca.crt)"
+                                          : "");
+    }
+  if (auth)
+    ef_free_secret (auth);
+  http_resp_dispose (&r);
+}
+
 /* Docker gets a docker-archive, the only archive docker 20.10 reads; a
  * digest-only reference gets the tag sha256-<hex> there, since a tag
  * cannot hold '@'.  Podman gets an OCI archive through libpod: it keeps
  * the manifest as it is, so the image answers to NAME@DIGEST as well. */
 int
 runtime_engine_handoff (const struct runtime_spec *rt, reg_store *s, const struct reg_pull_result *res,
-                        const struct reg_ref *ref, struct runtime_result *out, ef_err **err)
+                        const struct reg_ref *ref, const struct auth_creds *creds, struct runtime_result *out,
+                        ef_err **err)
 {
   bool podman = rt->kind == RT_PODMAN;
   const char *pinned = res->index_digest ? res->index_digest : res->manifest_digest;
@@ -192,6 +264,18 @@ runtime_engine_handoff (const struct runtime_spec *rt, reg_store *s, const struc
   if (rc == 0 && strcmp (id, res->config_digest) != 0)
     rc = ef_err_set (err, EF_LOCAL, "%s holds %s as %s, not the image ID %s", runtime_name (rt), out->name,
                      id[0] ? id : "nothing", res->config_digest);
+  if (rc == 0 && podman)
+    {
+      /* podman keeps the manifest: it answers to NAME@DIGEST already */
+      cleanup_free char *name = xasprintf ("%s@%s", repo, pinned);
+      rc = image_id (rt, name, id, sizeof id, err);
+      if (rc == 0 && strcmp (id, res->config_digest) == 0)
+        snprintf (out->pinned, sizeof out->pinned, "%s", name);
+      else if (rc == 0)
+        snprintf (out->note, sizeof out->note, "podman does not answer to %s", name);
+    }
+  else if (rc == 0)
+    record_digest (rt, repo, ref, pinned, res->config_digest, creds, out);
   return rc;
 }
 

@@ -135,12 +135,20 @@ runtime_pump_finish (struct runtime_pump *pu, ef_err **err)
 
 int
 runtime_handoff (const struct runtime_spec *rt, reg_store *s, const struct reg_pull_result *res,
-                 const struct reg_ref *ref, struct runtime_result *out, ef_err **err)
+                 const struct reg_ref *ref, const struct auth_creds *creds, struct runtime_result *out, ef_err **err)
 {
   memset (out, 0, sizeof *out);
   if (rt->kind == RT_CONTAINERD)
-    return runtime_containerd_handoff (rt, s, res, ref, out, err);
-  return runtime_engine_handoff (rt, s, res, ref, out, err);
+    return runtime_containerd_handoff (rt, s, res, ref, creds, out, err);
+  return runtime_engine_handoff (rt, s, res, ref, creds, out, err);
+}
+
+json_t *
+runtime_result_json (const struct runtime_spec *rt, const struct runtime_result *r, const char *image_id)
+{
+  return json_pack ("{s:s, s:s, s:s?, s:s?, s:s, s:b}", "runtime", runtime_name (rt), "name", r->name, "pinned",
+                    r->pinned[0] ? r->pinned : NULL, "note", r->note[0] ? r->note : NULL, "image_id", image_id,
+                    "sent", r->sent);
 }
 
 int

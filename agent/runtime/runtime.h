@@ -7,7 +7,10 @@
 
 #include <stdbool.h>
 
+#include <jansson.h>
+
 #include "../../common/err.h"
+#include "../../registry/auth.h"
 #include "../../registry/export.h"
 #include "../../registry/pull.h"
 #include "../../registry/ref.h"
@@ -34,8 +37,10 @@ const char *runtime_name (const struct runtime_spec *rt);
 
 struct runtime_result
 {
-  bool sent;      /* false: the runtime already held this image */
-  char name[600]; /* the name it has there */
+  bool sent;        /* false: the runtime already held this image */
+  char name[600];   /* the name it has there */
+  char pinned[600]; /* NAME@DIGEST when the runtime answers to it, else "" */
+  char note[700];   /* why it does not, or "" */
 };
 
 /* Give the runtime the image res pulled, under ref's name.  Docker gets a
@@ -44,9 +49,17 @@ struct runtime_result
  * both topped by the index when the reference named one, so that they
  * know the image by the digest a deployment pins.  Afterwards the
  * runtime's image must be this one (the ID for docker and podman, the
- * digest for containerd): anything else is EF_LOCAL. */
+ * digest for containerd): anything else is EF_LOCAL.  docker's classic
+ * store records NAME@DIGEST only from a pull: with creds (ours for the
+ * registry, or NULL), dockerd is asked to pull the reference by digest,
+ * which fetches the manifest and no blob; when it cannot, out->note says
+ * why and the handoff still succeeds. */
 int runtime_handoff (const struct runtime_spec *rt, reg_store *s, const struct reg_pull_result *res,
-                     const struct reg_ref *ref, struct runtime_result *out, ef_err **err);
+                     const struct reg_ref *ref, const struct auth_creds *creds, struct runtime_result *out,
+                     ef_err **err);
+
+/* {"runtime", "name", "pinned" (or null), "note" (or null), "image_id", "sent"} */
+json_t *runtime_result_json (const struct runtime_spec *rt, const struct runtime_result *r, const char *image_id);
 
 /* Remove the name the agent gave an image.  Docker and podman untag it
  * (the image goes when no other name holds it and no container uses it);
@@ -63,10 +76,12 @@ int runtime_pump_start (struct runtime_pump **out, reg_store *s, const struct re
 int runtime_pump_finish (struct runtime_pump *p, ef_err **err);
 
 int runtime_engine_handoff (const struct runtime_spec *rt, reg_store *s, const struct reg_pull_result *res,
-                            const struct reg_ref *ref, struct runtime_result *out, ef_err **err);
+                            const struct reg_ref *ref, const struct auth_creds *creds, struct runtime_result *out,
+                            ef_err **err);
 int runtime_engine_remove (const struct runtime_spec *rt, const char *name, ef_err **err);
 int runtime_containerd_handoff (const struct runtime_spec *rt, reg_store *s, const struct reg_pull_result *res,
-                                const struct reg_ref *ref, struct runtime_result *out, ef_err **err);
+                                const struct reg_ref *ref, const struct auth_creds *creds,
+                                struct runtime_result *out, ef_err **err);
 int runtime_containerd_remove (const struct runtime_spec *rt, const char *name, ef_err **err);
 
 #endif

@@ -13,6 +13,7 @@ python3 "$M" image "$T/img-tiny" --tag 1.0 --busybox >/dev/null
 python3 "$M" image "$T/img-mid" --tag 1.0 --busybox --note mid --random-mb 16 --random-mb 16 --random-mb 16 >/dev/null
 python3 "$M" image "$T/img-big" --tag 1.0 --busybox --note big --random-mb 64 --random-mb 64 --random-mb 64 >/dev/null
 python3 "$M" image "$T/img-liar" --tag 1.0 --busybox --note liar --bad-diff-id >/dev/null
+python3 "$M" image "$T/img-solo" --tag 1.0 --busybox --note solo >/dev/null
 PR=$(free_port)
 start_registry reg "$PR" htpasswd || setup_failed registry
 R=127.0.0.1:$PR
@@ -79,6 +80,9 @@ check "containerd: nothing sent the second time" [ "$(jq -r .handoff.sent "$T/ou
 MD=$(manifest_of tiny)
 run 0 "a digest-pinned image to docker" efp --runtime "docker:$RT/docker.sock" "$R/edge/tiny@$MD"
 check "digest-pinned: named sha256-<hex> in docker" $DOCKER image inspect "$R/edge/tiny:sha256-${MD#sha256:}"
+check "digest-pinned: docker answers to NAME@DIGEST" $DOCKER image inspect "$R/edge/tiny@$MD"
+check "digest-pinned: the JSON names it" [ "$(jq -r .handoff.pinned "$T/out")" = "$R/edge/tiny@$MD" ]
+check "a tagged image in docker answers to NAME@DIGEST too" $DOCKER image inspect "$R/edge/mid@$(manifest_of mid)"
 python3 "$M" image "$T/img-pinned" --tag 1.0 --busybox --note pinned >/dev/null
 push "$T/img-pinned:1.0" "$R/edge/pinned:1.0" --dest-creds "$CR"
 PMD=$(manifest_of pinned)
@@ -86,6 +90,7 @@ run 0 "a digest-pinned image to podman" efp --runtime "podman:$PODMAN_SOCK" "$R/
 check "digest-pinned: podman names it NAME@DIGEST" [ "$(jq -r .handoff.name "$T/out")" = "$R/edge/pinned@$PMD" ]
 check "digest-pinned: podman answers to NAME@DIGEST" \
 	curl -sf --unix-socket "$PODMAN_SOCK" "http://d/v4.0.0/libpod/images/$R/edge/pinned@$PMD/exists"
+run 0 "the same digest-pinned image to docker" efp --runtime "docker:$RT/docker.sock" "$R/edge/pinned@$PMD"
 python3 "$M" index "$T/img-multi" --tag 1.0 --busybox --note "multi on " \
 	--platform linux/amd64 --platform linux/arm64/v8 >/dev/null
 push "$T/img-multi:1.0" "$R/edge/multi:1.0" --dest-creds "$CR" --all
@@ -98,6 +103,17 @@ run 0 "a multi-arch image pinned by its index digest to containerd" \
 check "index digest: ctr lists NAME@INDEX with the index digest" \
 	bash -c "$CTR images ls | grep '$R/edge/multi@$XMD' | grep -q 'index.v1+json'"
 
+# A registry that will not talk to dockerd: the handoff goes on, and says
+# that docker does not answer to NAME@DIGEST.
+HP=$(free_port)
+"$PY" "$TOP/tests/e2e/hostile.py" --port "$HP" --cert "$T/ca/server.crt" --key "$T/ca/server.key" \
+	--layout "$T/img-solo" --scenario deny-docker >/dev/null 2>&1 &
+PIDS+=($!)
+wait_port "$HP" || setup_failed hostile registry
+run 0 "a registry that refuses dockerd: the handoff still succeeds" \
+	efp --runtime "docker:$RT/docker.sock" "127.0.0.1:$HP/edge/solo:1.0"
+check "refuses dockerd: no NAME@DIGEST claimed" [ "$(jq -r .handoff.pinned "$T/out")" = null ]
+check "refuses dockerd: the note says so" bash -c 'jq -r .handoff.note "$1" | grep -q "dockerd could not record"' _ "$T/out"
 run 0 "the small image runs in docker" $DOCKER run --rm --network none "$R/edge/tiny:1.0" echo hello-docker
 check "docker: it printed" grep -q hello-docker "$T/out"
 run 0 "the small image runs in podman" $PODMAN $PODMAN_RUN "$R/edge/tiny:1.0" echo hello-podman
@@ -168,6 +184,11 @@ $DOCKER rmi -f "$(config_of mid)" >/dev/null 2>&1
 run 0 "agent: the pattern's image handed to docker" "$EF" agent --config "$T/agent.conf" --once
 check "agent: it was sent" [ "$(jq -r '.services[0].images[0].handoff.sent' "$T/agent-store/state.json")" = true ]
 check "agent: docker holds it under its pinned name" $DOCKER image inspect "$R/edge/mid:sha256-$(manifest_of mid | cut -c8-)"
+check "agent: docker answers to the deployment's own NAME@DIGEST (dockauth credentials)" \
+	$DOCKER image inspect "$R/edge/mid@$(manifest_of mid)"
+check "agent: the state says so, and holds no password" \
+	bash -c '[ "$(jq -r ".services[0].images[0].handoff.pinned" "$1")" = "$2" ] && ! grep -q s3cret "$1"' _ \
+	"$T/agent-store/state.json" "$R/edge/mid@$(manifest_of mid)"
 run 0 "agent: the same pattern again" "$EF" agent --config "$T/agent.conf" --once
 check "agent: nothing fetched" [ "$(jq -r '.services[0].images[0].bytes_fetched' "$T/agent-store/state.json")" = 0 ]
 check "agent: nothing sent" [ "$(jq -r '.services[0].images[0].handoff.sent' "$T/agent-store/state.json")" = false ]
@@ -197,6 +218,8 @@ check "prune: tiny's blobs are still there" [ -f "$T/agent-store/blobs/sha256/$(
 # With the registry gone, podman starts the pinned image by the name a deployment uses.
 kill "$reg_PID"
 wait "$reg_PID" 2>/dev/null
+run 0 "registry stopped: docker runs NAME@DIGEST" $DOCKER run --rm --network none "$R/edge/pinned@$PMD" cat /etc/edgefetch-note
+check "registry stopped: docker ran the pinned image" grep -qx pinned "$T/out"
 run 0 "registry stopped: podman runs NAME@DIGEST" $PODMAN $PODMAN_RUN "$R/edge/pinned@$PMD" cat /etc/edgefetch-note
 check "registry stopped: it printed the image's own file" grep -qx pinned "$T/out"
 run 0 "registry stopped: podman runs NAME@INDEX" $PODMAN $PODMAN_RUN "$R/edge/multi@$XMD" cat /etc/edgefetch-note

@@ -16,6 +16,7 @@ changes:
   big-challenge    /v2/ answers 401 with a 200 KB WWW-Authenticate
   long-bearer      /v2/ answers 401 with a Bearer challenge of 9 KiB
   bad-range        every blob request gets 206 with a Content-Range from byte 1
+  deny-docker      honest, but dockerd (its User-Agent) gets 404 for everything
 
 Every request line goes to --log.
 """
@@ -82,6 +83,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         sc = self.server.opts.scenario
+        if sc == "deny-docker" and "docker/" in self.headers.get("User-Agent", ""):
+            return self.reply(404, b'{"errors":[{"code":"NAME_UNKNOWN","message":"not for docker"}]}')
         if self.path == "/v2/":
             if sc == "big-challenge":
                 v = 'Bearer realm="https://127.0.0.1:1/token",service="%s"' % ("A" * 200000)
