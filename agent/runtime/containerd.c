@@ -97,6 +97,52 @@ import (const struct runtime_spec *rt, reg_store *s, const struct reg_pull_resul
   return rc;
 }
 
+/* Run ctr with args; a failure of ctr itself is err's. */
+static int
+ctr_ok (const struct runtime_spec *rt, const char *const *args, const char *what, ef_err **err)
+{
+  struct ef_spawn_result r;
+  int rc = ctr (rt, args, -1, LS_TIMEOUT_MS, &r, err);
+
+  if (rc == 0 && !succeeded (&r))
+    {
+      one_line (r.out);
+      rc = ef_err_set (err, EF_LOCAL, "containerd would not %s: %.300s", what, r.out);
+    }
+  ef_spawn_result_dispose (&r);
+  return rc;
+}
+
+/* The names a deployment (and, in k8s.io, the CRI plugin) looks an image
+ * up by, beside the one the import made: NAME@DIGEST always; in k8s.io
+ * also sha256:CONFIG, all labelled io.cri-containerd.image=managed as
+ * the CRI plugin labels its own pulls. */
+static int
+add_records (const struct runtime_spec *rt, const char *source, const char *pinned, const char *config_digest,
+             ef_err **err)
+{
+  bool cri = strcmp (rt->ns, "k8s.io") == 0;
+  const char *names[3] = { source, pinned, cri ? config_digest : NULL };
+  int rc = 0;
+
+  if (strcmp (source, pinned) != 0)
+    {
+      const char *args[] = { "images", "tag", "--force", source, pinned, NULL };
+      rc = ctr_ok (rt, args, "add the name NAME@DIGEST", err);
+    }
+  if (rc == 0 && cri)
+    {
+      const char *args[] = { "images", "tag", "--force", source, config_digest, NULL };
+      rc = ctr_ok (rt, args, "add the CRI's sha256:CONFIG name", err);
+    }
+  for (size_t i = 0; rc == 0 && cri && i < 3; i++)
+    {
+      const char *args[] = { "images", "label", names[i], "io.cri-containerd.image=managed", NULL };
+      rc = ctr_ok (rt, args, "label the image for the CRI plugin", err);
+    }
+  return rc;
+}
+
 /* containerd records the digest at the archive's top: the index, when
  * the reference named one. */
 int
@@ -120,11 +166,14 @@ runtime_containerd_handoff (const struct runtime_spec *rt, reg_store *s, const s
     rc = import (rt, s, res, ref, err);
   if (out->sent && rc == 0)
     rc = has (rt, out->name, top, &present, err);
-  (void) creds; /* containerd records NAME@DIGEST from the archive itself */
+  (void) creds; /* containerd needs no contact with the registry */
   if (rc == 0 && !present)
     rc = ef_err_set (err, EF_LOCAL, "containerd does not list %s with %s after the import", out->name, top);
+  snprintf (out->pinned, sizeof out->pinned, "%s/%s@%s", ref->domain, ref->path, top);
   if (rc == 0)
-    snprintf (out->pinned, sizeof out->pinned, "%s/%s@%s", ref->domain, ref->path, top);
+    rc = add_records (rt, out->name, out->pinned, res->config_digest, err);
+  if (rc < 0)
+    out->pinned[0] = '\0';
   return rc;
 }
 

@@ -77,6 +77,16 @@ run 0 "podman: the same image again" efp --runtime "podman:$PODMAN_SOCK" "$R/edg
 check "podman: nothing sent the second time" [ "$(jq -r .handoff.sent "$T/out")" = false ]
 run 0 "containerd: the same image again" efp --runtime "containerd:$RT/cd/containerd.sock:edge" "$R/edge/tiny:1.0"
 check "containerd: nothing sent the second time" [ "$(jq -r .handoff.sent "$T/out")" = false ]
+check "containerd: a tagged image has its NAME@DIGEST record too" \
+	bash -c "$CTR images ls -q | grep -qx '$R/edge/tiny@$(manifest_of tiny)'"
+# k8s.io: the records the CRI plugin makes itself, so a kubelet finds the image
+K8S="ctr -a $RT/cd/containerd.sock -n k8s.io"
+run 0 "containerd k8s.io: the image handed over" efp --runtime "containerd:$RT/cd/containerd.sock:k8s.io" "$R/edge/tiny:1.0"
+for n in "$R/edge/tiny:1.0" "$R/edge/tiny@$(manifest_of tiny)" "$(config_of tiny)"; do
+	check "containerd k8s.io: record $n, labelled io.cri-containerd.image=managed" \
+		bash -c "$K8S images ls | grep -F '$n ' | grep -q 'io.cri-containerd.image=managed'"
+done
+check "containerd k8s.io: unpacked for the default snapshotter" bash -c "[ -n \"\$($K8S snapshots ls -q 2>/dev/null || $K8S snapshots ls | tail -n +2)\" ]"
 MD=$(manifest_of tiny)
 run 0 "a digest-pinned image to docker" efp --runtime "docker:$RT/docker.sock" "$R/edge/tiny@$MD"
 check "digest-pinned: named sha256-<hex> in docker" $DOCKER image inspect "$R/edge/tiny:sha256-${MD#sha256:}"
@@ -215,7 +225,8 @@ check "prune: the new image is in docker" $DOCKER image inspect "$R/edge/tiny:sh
 check "prune: mid's blobs left the store" [ ! -e "$T/agent-store/blobs/sha256/$MIDLAYER" ]
 check "prune: tiny's blobs are still there" [ -f "$T/agent-store/blobs/sha256/$(manifest_of tiny | cut -c8-)" ]
 
-# With the registry gone, podman starts the pinned image by the name a deployment uses.
+# With the registry gone, the runtimes start the images by the names a deployment uses.
+manifest_of tiny >"$T/tiny-md"
 kill "$reg_PID"
 wait "$reg_PID" 2>/dev/null
 run 0 "registry stopped: docker runs NAME@DIGEST" $DOCKER run --rm --network none "$R/edge/pinned@$PMD" cat /etc/edgefetch-note
@@ -224,6 +235,8 @@ run 0 "registry stopped: podman runs NAME@DIGEST" $PODMAN $PODMAN_RUN "$R/edge/p
 check "registry stopped: it printed the image's own file" grep -qx pinned "$T/out"
 run 0 "registry stopped: podman runs NAME@INDEX" $PODMAN $PODMAN_RUN "$R/edge/multi@$XMD" cat /etc/edgefetch-note
 check "registry stopped: podman ran the amd64 image" grep -qx "multi on linux/amd64" "$T/out"
+run 0 "registry stopped: containerd k8s.io runs NAME@DIGEST" $K8S run --rm "$R/edge/tiny@$(cat "$T/tiny-md")" t3 echo hello-k8s
+check "registry stopped: k8s.io printed" grep -q hello-k8s "$T/out"
 run 0 "registry stopped: containerd runs NAME@INDEX" $CTR run --rm "$R/edge/multi@$XMD" t2 cat /etc/edgefetch-note
 check "registry stopped: containerd ran the amd64 image" grep -qx "multi on linux/amd64" "$T/out"
 
