@@ -12,13 +12,14 @@ VERSION    := 0.1.0
 WARN   := -Wall -Wextra -Wshadow -Wformat=2 -Wmissing-prototypes -Wstrict-prototypes
 HARDEN := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
 # libarchive is dlopen'ed when an archive is written (registry/export.c).
-PKGS   := libcurl libssl libcrypto jansson
+PKGS   := libcurl libssl libcrypto jansson libzstd
 # The Debian package that provides each pkg-config name, for the message below.
 DEB_libcurl    := libcurl4-openssl-dev
 DEB_libssl     := libssl-dev
 DEB_libcrypto  := libssl-dev
 DEB_jansson    := libjansson-dev
 DEB_libarchive := libarchive-dev
+DEB_libzstd    := libzstd-dev
 DEB_cmocka     := libcmocka-dev
 # Asked of pkg-config only when a compile needs them, once, so that the
 # targets which first install the packages (demo, check, bench) work on a

@@ -9,6 +9,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <jansson.h>
+#include <zstd.h>
 
 #include "../common/util.h"
 #include "export.h"
@@ -242,6 +243,99 @@ write_oci (struct archive *a, struct sink *k, reg_store *s, const struct reg_ima
   return 0;
 }
 
+/* ---- zstd layers, for readers of docker-archives that know only gzip ---- */
+
+static bool
+is_zstd (const char *media_type)
+{
+  size_t n = strlen (media_type);
+  return n > 5 && strcmp (media_type + n - 5, "+zstd") == 0;
+}
+
+struct unzstd
+{
+  ZSTD_DStream *ds;
+  char *out;
+  size_t out_cap;
+  int64_t produced;
+  size_t last; /* ZSTD_decompressStream's last answer: 0 at the end of a frame */
+  struct archive *a; /* NULL: only count */
+  struct sink *k;
+};
+
+static int
+unzstd_chunk (void *payload, const void *buf, size_t len, ef_err **err)
+{
+  struct unzstd *u = payload;
+  ZSTD_inBuffer in = { buf, len, 0 };
+
+  while (in.pos < in.size)
+    {
+      ZSTD_outBuffer out = { u->out, u->out_cap, 0 };
+      size_t r = ZSTD_decompressStream (u->ds, &out, &in);
+      if (ZSTD_isError (r))
+        return ef_err_set (err, EF_VERIFY, "zstd layer: %s", ZSTD_getErrorName (r));
+      u->last = r;
+      u->produced += (int64_t) out.pos;
+      if (u->a && out.pos > 0 && archive_write_data (u->a, u->out, out.pos) != (la_ssize_t) out.pos)
+        return archive_fail (u->a, u->k, err);
+    }
+  return 0;
+}
+
+/* One pass over the layer, decompressing: counting, or writing. */
+static int
+unzstd_pass (reg_store *s, const struct reg_desc *d, struct unzstd *u, ef_err **err)
+{
+  int rc;
+
+  u->produced = 0;
+  ZSTD_initDStream (u->ds);
+  u->last = 1;
+  rc = reg_store_stream (s, d->digest, d->size, unzstd_chunk, u, err);
+  if (rc == 0 && u->last != 0)
+    rc = ef_err_set (err, EF_VERIFY, "zstd layer %s ends in the middle of a frame", d->digest);
+  return rc;
+}
+
+/* A zstd layer as its plain tar: a tar header needs the size first, so the
+ * layer is decompressed twice, once to count and once to write.  The image
+ * ID (the config and its diff_ids) is the same either way. */
+static int
+add_unzstd (struct archive *a, struct sink *k, reg_store *s, const char *name, const struct reg_desc *d,
+            ef_err **err)
+{
+  struct unzstd u = { ZSTD_createDStream (), NULL, ZSTD_DStreamOutSize (), 0, 1, NULL, k };
+  struct archive_entry *e;
+  int64_t total;
+  int rc, r;
+
+  if (u.ds == NULL)
+    return ef_err_set (err, EF_LOCAL, "zstd: out of memory");
+  u.out = xmalloc (u.out_cap);
+  rc = unzstd_pass (s, d, &u, err);
+  total = u.produced;
+  if (rc == 0)
+    {
+      e = archive_entry_new ();
+      archive_entry_set_pathname (e, name);
+      archive_entry_set_filetype (e, AE_IFREG);
+      archive_entry_set_perm (e, 0644);
+      archive_entry_set_size (e, (la_int64_t) total);
+      r = archive_write_header (a, e);
+      archive_entry_free (e);
+      rc = r == ARCHIVE_OK ? 0 : archive_fail (a, k, err);
+    }
+  u.a = a;
+  if (rc == 0)
+    rc = unzstd_pass (s, d, &u, err);
+  if (rc == 0 && u.produced != total)
+    rc = ef_err_set (err, EF_LOCAL, "store damaged: layer %s changed while it was read", d->digest);
+  ZSTD_freeDStream (u.ds);
+  free (u.out);
+  return rc;
+}
+
 static int
 write_docker (struct archive *a, struct sink *k, reg_store *s, const struct reg_image *im,
               const struct reg_ref *ref, ef_err **err)
@@ -274,7 +368,7 @@ write_docker (struct archive *a, struct sink *k, reg_store *s, const struct reg_
       if (dup)
         continue;
       snprintf (name, sizeof name, "%s.tar", d->digest + 7);
-      rc = add_blob (a, k, s, name, d, err);
+      rc = is_zstd (d->media_type) ? add_unzstd (a, k, s, name, d, err) : add_blob (a, k, s, name, d, err);
     }
   /* manifest.json last, as `docker save` does: a reader sees the blobs first. */
   if (rc == 0)

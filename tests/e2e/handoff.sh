@@ -14,10 +14,12 @@ python3 "$M" image "$T/img-mid" --tag 1.0 --busybox --note mid --random-mb 16 --
 python3 "$M" image "$T/img-big" --tag 1.0 --busybox --note big --random-mb 64 --random-mb 64 --random-mb 64 >/dev/null
 python3 "$M" image "$T/img-liar" --tag 1.0 --busybox --note liar --bad-diff-id >/dev/null
 python3 "$M" image "$T/img-solo" --tag 1.0 --busybox --note solo >/dev/null
+python3 "$M" image "$T/img-zstd" --tag 1.0 --busybox --note zstd --random-kb 300 >/dev/null
 PR=$(free_port)
 start_registry reg "$PR" htpasswd || setup_failed registry
 R=127.0.0.1:$PR
 for n in tiny mid big liar; do push "$T/img-$n:1.0" "$R/edge/$n:1.0" --dest-creds "$CR"; done
+push "$T/img-zstd:1.0" "$R/edge/zstd:1.0" --dest-creds "$CR" --dest-compress-format zstd
 
 # The runtimes, as root, with their own directories and sockets.
 RT=$T/rt
@@ -124,6 +126,14 @@ run 0 "a registry that refuses dockerd: the handoff still succeeds" \
 	efp --runtime "docker:$RT/docker.sock" "127.0.0.1:$HP/edge/solo:1.0"
 check "refuses dockerd: no NAME@DIGEST claimed" [ "$(jq -r .handoff.pinned "$T/out")" = null ]
 check "refuses dockerd: the note says so" bash -c 'jq -r .handoff.note "$1" | grep -q "dockerd could not record"' _ "$T/out"
+# docker 20.10 reads no zstd: it gets the layers decompressed, the image ID unchanged
+check "the zstd image's layers are zstd" bash -c "skopeo inspect --raw --creds '$CR' --cert-dir '$T/skcerts' \
+	'docker://$R/edge/zstd:1.0' | jq -e '[.layers[].mediaType | endswith(\"+zstd\")] | all'"
+run 0 "a zstd image to docker 20.10" efp --runtime "docker:$RT/docker.sock" "$R/edge/zstd:1.0"
+check "zstd image: docker's ID is the config digest" \
+	[ "$($DOCKER image inspect -f '{{.Id}}' "$R/edge/zstd:1.0")" = "$(config_of zstd)" ]
+run 0 "the zstd image runs in docker" $DOCKER run --rm --network none "$R/edge/zstd:1.0" cat /etc/edgefetch-note
+check "zstd image: it printed its own file" grep -qx zstd "$T/out"
 run 0 "the small image runs in docker" $DOCKER run --rm --network none "$R/edge/tiny:1.0" echo hello-docker
 check "docker: it printed" grep -q hello-docker "$T/out"
 run 0 "the small image runs in podman" $PODMAN $PODMAN_RUN "$R/edge/tiny:1.0" echo hello-podman
