@@ -11,7 +11,9 @@ VERSION    := 0.1.0
 
 WARN   := -Wall -Wextra -Wshadow -Wformat=2 -Wmissing-prototypes -Wstrict-prototypes
 HARDEN := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
-# libarchive is dlopen'ed when an archive is written (registry/export.c).
+# libarchive is dlopen'ed when an archive is written (registry/archive.c),
+# libmicrohttpd when the store is served (registry/serve.c).
+DLPKGS := libarchive libmicrohttpd
 PKGS   := libcurl libssl libcrypto jansson libzstd
 # The Debian package that provides each pkg-config name, for the message below.
 DEB_libcurl    := libcurl4-openssl-dev
@@ -20,6 +22,7 @@ DEB_libcrypto  := libssl-dev
 DEB_jansson    := libjansson-dev
 DEB_libarchive := libarchive-dev
 DEB_libzstd    := libzstd-dev
+DEB_libmicrohttpd := libmicrohttpd-dev
 DEB_cmocka     := libcmocka-dev
 # Asked of pkg-config only when a compile needs them, once, so that the
 # targets which first install the packages (demo, check, bench) work on a
@@ -27,7 +30,7 @@ DEB_cmocka     := libcmocka-dev
 missing = $(strip $(if $(shell command -v $(firstword $(PKG_CONFIG))),,pkg-config) \
   $(foreach p,$(1),$(if $(shell $(PKG_CONFIG) --exists $(p) 2>/dev/null && echo y),,$(DEB_$(p)))))
 need = $(if $(call missing,$(1)),$(error missing build packages: $(sort $(call missing,$(1))); tests/deps.sh installs them (as root)))
-DEPCFLAGS = $(eval DEPCFLAGS := $(call need,$(PKGS) libarchive)$(shell $(PKG_CONFIG) --cflags $(PKGS) libarchive))$(DEPCFLAGS)
+DEPCFLAGS = $(eval DEPCFLAGS := $(call need,$(PKGS) $(DLPKGS))$(shell $(PKG_CONFIG) --cflags $(PKGS) $(DLPKGS)))$(DEPCFLAGS)
 DEPLIBS   = $(eval DEPLIBS := $(shell $(PKG_CONFIG) --libs $(PKGS)) -ldl)$(DEPLIBS)
 TESTLIBS  = $(eval TESTLIBS := $(call need,cmocka)$(shell $(PKG_CONFIG) --libs cmocka))$(TESTLIBS)
 ALLCFLAGS  = -std=c11 -D_GNU_SOURCE -DEF_VERSION=\"$(VERSION)\" $(WARN) $(HARDEN) $(DEPCFLAGS) $(CFLAGS) -MMD -MP

@@ -26,5 +26,6 @@ int cmd_gc (int argc, char **argv);
 int cmd_verify_deployment (int argc, char **argv);
 int cmd_agent (int argc, char **argv);
 int cmd_status (int argc, char **argv);
+int cmd_serve (int argc, char **argv);
 
 #endif

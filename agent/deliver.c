@@ -29,7 +29,7 @@ hand_out (reg_client *c, reg_store *s, const struct reg_ref *ref, const struct d
     rc = reg_session_credentials (reg_client_session (c), ref->api_host, ref->domain, &creds, err);
   if (rc == 0 && o->runtime)
     {
-      rc = runtime_handoff (o->runtime, s, d->res, ref, creds, &d->handoff, err);
+      rc = runtime_handoff (o->runtime, s, d->res, ref, o->platform, creds, &d->handoff, err);
       if (rc < 0)
         ef_err_wrap (err, "hand over to %s", runtime_name (o->runtime));
     }

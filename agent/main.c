@@ -14,6 +14,7 @@ static const char usage[] =
     "       edgefetch status  [--config FILE] [--json]   what the agent holds\n"
     "       edgefetch verify-deployment (--key FILE | --trust-dir DIR) SERVICE_JSON\n"
     "       edgefetch gc      [--store DIR]        drop blobs no recorded image refers to\n"
+    "       edgefetch serve   [--listen ADDR:PORT] [--store DIR]   the store as a read-only registry\n"
     "       edgefetch --version | --help | SUBCOMMAND --help\n"
     "\n"
     "Exit codes: 0 done, 2 usage, 3 auth refused, 4 not found, 5 verification failed,\n"
@@ -48,6 +49,8 @@ main (int argc, char **argv)
     return cmd_verify_deployment (argc - 1, argv + 1);
   if (strcmp (argv[1], "gc") == 0)
     return cmd_gc (argc - 1, argv + 1);
+  if (strcmp (argv[1], "serve") == 0)
+    return cmd_serve (argc - 1, argv + 1);
   fprintf (stderr, "edgefetch: unknown command '%s'\n%s", argv[1], usage);
   return EF_USAGE;
 }

@@ -4,7 +4,7 @@
 # the mirror apt already uses (no host name is written here).
 set -eu
 arch=$1 dir=$2
-include=libc6-dev,libcurl4-openssl-dev,libssl-dev,libjansson-dev,libarchive-dev,zlib1g-dev,libzstd-dev,libcmocka-dev
+include=libc6-dev,libcurl4-openssl-dev,libssl-dev,libjansson-dev,libarchive-dev,zlib1g-dev,libzstd-dev,libmicrohttpd-dev,libcmocka-dev
 # cached, and made again when the package list changes
 [ "$(cat "$dir/.complete" 2>/dev/null)" = "$include" ] && exit 0
 mirror=$(grep -rhoE 'https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \

@@ -67,6 +67,25 @@ reg_store_record (reg_store *s, const char *name, const char *manifest_digest, c
 }
 
 int
+reg_store_lookup (reg_store *s, const char *name, char **manifest_digest, char **index_digest, ef_err **err)
+{
+  json_t *j = images_load (s), *e = json_object_get (json_object_get (j, "images"), name);
+  json_t *m = json_object_get (e, "manifest"), *ix = json_object_get (e, "index");
+  int rc = 0;
+
+  *manifest_digest = *index_digest = NULL;
+  if (!json_is_string (m))
+    rc = ef_err_set (err, EF_NOTFOUND, "%s is not recorded in the store", name);
+  else
+    {
+      *manifest_digest = xstrdup (json_string_value (m));
+      *index_digest = json_is_string (ix) ? xstrdup (json_string_value (ix)) : NULL;
+    }
+  json_decref (j);
+  return rc;
+}
+
+int
 reg_store_unrecord (reg_store *s, const char *name, ef_err **err)
 {
   return images_update (s, name, NULL, NULL, err);

@@ -1,5 +1,6 @@
 /* store.c: see store.h. */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -28,30 +29,45 @@ struct reg_store
    * may leave the store without being hashed again */
   char (*verified)[EF_DIGEST_HEX + 1];
   size_t nverified, cap_verified;
+  pthread_mutex_t mu; /* the verified set: a server's threads read the store too */
 };
+
+static bool
+verified_locked (const reg_store *s, const char *digest)
+{
+  for (size_t i = 0; i < s->nverified; i++)
+    if (strcmp (s->verified[i], digest + 7) == 0)
+      return true;
+  return false;
+}
 
 static void
 mark_verified (reg_store *s, const char *digest)
 {
-  if (reg_store_verified (s, digest))
-    return;
-  if (s->nverified == s->cap_verified)
+  pthread_mutex_lock (&s->mu);
+  if (!verified_locked (s, digest))
     {
-      s->cap_verified = s->cap_verified ? 2 * s->cap_verified : 64;
-      s->verified = xrealloc (s->verified, s->cap_verified * sizeof *s->verified);
+      if (s->nverified == s->cap_verified)
+        {
+          s->cap_verified = s->cap_verified ? 2 * s->cap_verified : 64;
+          s->verified = xrealloc (s->verified, s->cap_verified * sizeof *s->verified);
+        }
+      snprintf (s->verified[s->nverified++], EF_DIGEST_HEX + 1, "%s", digest + 7);
     }
-  snprintf (s->verified[s->nverified++], EF_DIGEST_HEX + 1, "%s", digest + 7);
+  pthread_mutex_unlock (&s->mu);
 }
 
 bool
 reg_store_verified (const reg_store *s, const char *digest)
 {
+  bool v;
+
   if (strncmp (digest, "sha256:", 7) != 0)
     return false;
-  for (size_t i = 0; i < s->nverified; i++)
-    if (strcmp (s->verified[i], digest + 7) == 0)
-      return true;
-  return false;
+  pthread_mutex_lock ((pthread_mutex_t *) &s->mu);
+  v = verified_locked (s, digest);
+  pthread_mutex_unlock ((pthread_mutex_t *) &s->mu);
+  return v;
 }
 
 int
@@ -85,6 +101,7 @@ reg_store_open (reg_store **out, const char *dir, ef_err **err)
   if (fd < 0)
     return io_error (err, errno, "open store", blobs);
   s = xcalloc (1, sizeof *s);
+  pthread_mutex_init (&s->mu, NULL);
   s->dir = xstrdup (dir);
   s->blobs_fd = fd;
   {
@@ -110,6 +127,7 @@ reg_store_free (reg_store *s)
   if (s->gc_fd >= 0)
     close (s->gc_fd);
   free (s->verified);
+  pthread_mutex_destroy (&s->mu);
   free (s->dir);
   free (s);
 }
@@ -308,53 +326,96 @@ read_full (int fd, char *buf, size_t want)
   return (ssize_t) got;
 }
 
+struct reg_blob_reader
+{
+  reg_store *s;
+  char digest[EF_DIGEST_LEN + 1];
+  int fd;
+  int64_t left;
+  ef_hash *h; /* NULL: verified by this process already */
+};
+
+int
+reg_blob_reader_open (reg_blob_reader **out, reg_store *s, const char *digest, int64_t size, ef_err **err)
+{
+  cleanup_free char *path = NULL;
+  reg_blob_reader *r;
+  int rc;
+
+  *out = NULL;
+  if ((rc = ef_digest_parse (digest, NULL, err)) < 0)
+    return rc;
+  path = reg_store_blob_path (s, digest);
+  r = xcalloc (1, sizeof *r);
+  r->fd = open (path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (r->fd < 0)
+    {
+      free (r);
+      return ef_err_sys (err, EF_LOCAL, errno, "store damaged: open %s", path);
+    }
+  r->s = s;
+  snprintf (r->digest, sizeof r->digest, "%s", digest);
+  r->left = size;
+  r->h = reg_store_verified (s, digest) ? NULL : ef_hash_new ();
+  *out = r;
+  return 0;
+}
+
+ssize_t
+reg_blob_reader_read (reg_blob_reader *r, void *buf, size_t max, ef_err **err)
+{
+  char actual[EF_DIGEST_LEN + 1];
+  size_t want = (int64_t) max < r->left ? max : (size_t) r->left;
+  ssize_t n;
+
+  if (want == 0)
+    return 0;
+  n = read_full (r->fd, buf, want);
+  if (n < 0)
+    return ef_err_io (err, errno, "read blob %s", r->digest);
+  if ((size_t) n < want)
+    return ef_err_set (err, EF_LOCAL, "store damaged: %s is shorter than its descriptor", r->digest);
+  r->left -= n;
+  if (r->h)
+    ef_hash_update (r->h, buf, (size_t) n);
+  if (r->left == 0 && r->h)
+    {
+      /* the last bytes go out only once the whole blob matched */
+      ef_hash_final (r->h, actual);
+      if (strcmp (actual, r->digest) != 0)
+        {
+          reg_store_discard (r->s, r->digest);
+          return ef_err_set (err, EF_LOCAL, "store damaged: blob %s did not match its digest (removed; pull again)",
+                             r->digest);
+        }
+      mark_verified (r->s, r->digest);
+    }
+  return n;
+}
+
+void
+reg_blob_reader_free (reg_blob_reader *r)
+{
+  if (r == NULL)
+    return;
+  close (r->fd);
+  ef_hash_free (r->h);
+  free (r);
+}
+
 int
 reg_store_stream (reg_store *s, const char *digest, int64_t size, reg_chunk_fn fn, void *payload, ef_err **err)
 {
-  cleanup_free char *path = reg_store_blob_path (s, digest);
-  cleanup_close int fd = open (path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   cleanup_free char *buf = NULL;
-  bool hash = !reg_store_verified (s, digest);
-  ef_hash *h = hash ? ef_hash_new () : NULL;
-  int64_t left = size;
-  char actual[EF_DIGEST_LEN + 1];
-  int rc = 0;
+  reg_blob_reader *r = NULL;
+  ssize_t n = 0;
+  int rc = reg_blob_reader_open (&r, s, digest, size, err);
 
-  if (fd < 0)
-    {
-      ef_hash_free (h);
-      return ef_err_sys (err, EF_LOCAL, errno, "store damaged: open %s", path);
-    }
+  if (rc < 0)
+    return rc;
   buf = xmalloc (STREAM_CHUNK);
-  while (rc == 0 && left > 0)
-    {
-      size_t want = left < STREAM_CHUNK ? (size_t) left : STREAM_CHUNK;
-      ssize_t n = read_full (fd, buf, want);
-      if (n < 0)
-        rc = io_error (err, errno, "read", path);
-      else if ((size_t) n < want)
-        rc = ef_err_set (err, EF_LOCAL, "store damaged: %s is shorter than its descriptor", digest);
-      else
-        {
-          left -= n;
-          if (h)
-            ef_hash_update (h, buf, (size_t) n);
-          if (left == 0 && h)
-            {
-              /* the last bytes go out only once the whole blob matched */
-              ef_hash_final (h, actual);
-              if (strcmp (actual, digest) != 0)
-                {
-                  reg_store_discard (s, digest);
-                  rc = ef_err_set (err, EF_LOCAL,
-                                   "store damaged: blob %s did not match its digest (removed; pull again)", digest);
-                  break;
-                }
-              mark_verified (s, digest);
-            }
-          rc = fn (payload, buf, (size_t) n, err);
-        }
-    }
-  ef_hash_free (h);
-  return rc;
+  while (rc == 0 && (n = reg_blob_reader_read (r, buf, STREAM_CHUNK, err)) > 0)
+    rc = fn (payload, buf, (size_t) n, err);
+  reg_blob_reader_free (r);
+  return rc < 0 ? rc : n < 0 ? (int) n : 0;
 }

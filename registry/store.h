@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "../common/err.h"
 
@@ -53,6 +54,13 @@ typedef int (*reg_chunk_fn) (void *payload, const void *buf, size_t len, ef_err 
  * the whole blob matched, so no reader gets all of a wrong blob.  A blob
  * that does not match is removed and is EF_LOCAL ("store damaged"). */
 int reg_store_stream (reg_store *s, const char *digest, int64_t size, reg_chunk_fn fn, void *payload, ef_err **err);
+/* The same as a reader that pulls: read returns up to max bytes, 0 at
+ * the end, negative on error (a mismatch at the end, with the last bytes
+ * withheld).  For a server that sends a blob as its client takes it. */
+typedef struct reg_blob_reader reg_blob_reader;
+int reg_blob_reader_open (reg_blob_reader **out, reg_store *s, const char *digest, int64_t size, ef_err **err);
+ssize_t reg_blob_reader_read (reg_blob_reader *r, void *buf, size_t max, ef_err **err);
+void reg_blob_reader_free (reg_blob_reader *r);
 /* Move a complete, verified file (fd, at path tmp) to blobs/<hex>:
  * fsync, rename, fsync the directory. */
 int reg_store_adopt (reg_store *s, int fd, const char *tmp, const char *digest, ef_err **err);
@@ -70,6 +78,10 @@ int64_t reg_store_partial (const reg_store *s, const char *digest);
  * Recording replaces the entry of the same name atomically. */
 int reg_store_record (reg_store *s, const char *name, const char *manifest_digest, const char *index_digest,
                       ef_err **err);
+
+/* The digests recorded under name (*index may be NULL); EF_NOTFOUND when
+ * none is.  Caller frees both. */
+int reg_store_lookup (reg_store *s, const char *name, char **manifest_digest, char **index_digest, ef_err **err);
 
 /* Forget the image recorded under name (its blobs go at the next gc). */
 int reg_store_unrecord (reg_store *s, const char *name, ef_err **err);

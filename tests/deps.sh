@@ -2,7 +2,7 @@
 # Install every build and test dependency from Debian's packages.
 # Idempotent: does nothing when everything is already there.
 set -eu
-BUILD="gcc make pkg-config libcurl4-openssl-dev libssl-dev libjansson-dev libarchive-dev zlib1g-dev libzstd-dev libcmocka-dev"
+BUILD="gcc make pkg-config libcurl4-openssl-dev libssl-dev libjansson-dev libarchive-dev zlib1g-dev libzstd-dev libmicrohttpd-dev libcmocka-dev"
 TEST="procps docker-registry skopeo umoci busybox-static apache2-utils jq python3 python3-jwt python3-cryptography openssl curl time file systemd dpkg-dev mmdebstrap qemu-user gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf docker.io podman containerd runc crun bc"
 want=""
 for p in $BUILD $TEST ${EXTRA_DEPS:-}; do

@@ -1,11 +1,15 @@
 /* containerd.c: containerd through its own CLI, ctr (runtime.h). */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "../../common/file.h"
 #include "../../common/spawn.h"
 #include "../../common/util.h"
+#include "../../registry/serve.h"
 #include "runtime.h"
 
 #define OUT_MAX (4u << 20)
@@ -72,28 +76,76 @@ one_line (char *s)
     *nl = '\0';
 }
 
+/* A hosts dir of our own naming the served store as the only mirror of
+ * domain; containerd (1.6) reads DIR/<domain>/hosts.toml.  Caller removes. */
 static int
-import (const struct runtime_spec *rt, reg_store *s, const struct reg_pull_result *res, const struct reg_ref *ref,
-        ef_err **err)
+hosts_dir (reg_store *s, const char *domain, const char *mirror, char **out, ef_err **err)
 {
-  const char *args[] = { "images", "import", "-", NULL };
-  struct runtime_pump *pu;
-  struct ef_spawn_result r;
-  int rfd, rc, prc;
+  cleanup_free char *tmpl = xasprintf ("%s/handoff-XXXXXX", reg_store_dir (s));
+  cleanup_free char *sub = NULL, *file = NULL, *text = NULL;
+  int rc;
 
-  rc = runtime_pump_start (&pu, s, res, ref, REG_EXPORT_OCI_ARCHIVE, true, &rfd, err);
-  if (rc < 0)
-    return rc;
-  rc = ctr (rt, args, rfd, 0, &r, err); /* takes (and closes) rfd */
-  prc = runtime_pump_finish (pu, rc == 0 ? err : NULL);
+  *out = NULL;
+  if (mkdtemp (tmpl) == NULL)
+    return ef_err_io (err, errno, "create %s", tmpl);
+  sub = xasprintf ("%s/%s", tmpl, domain);
+  file = xasprintf ("%s/hosts.toml", sub);
+  text = xasprintf ("server = \"https://%s\"\n\n[host.\"http://%s\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
+                    domain, mirror);
+  rc = mkdir (sub, 0700) < 0 ? ef_err_io (err, errno, "create %s", sub) : 0;
   if (rc == 0)
-    rc = prc;
+    rc = ef_atomic_write (file, text, strlen (text), 0600, err);
+  if (rc < 0)
+    {
+      rmdir (sub);
+      rmdir (tmpl);
+      return rc;
+    }
+  *out = xstrdup (tmpl);
+  return 0;
+}
+
+static void
+hosts_dir_remove (const char *dir, const char *domain)
+{
+  cleanup_free char *sub = xasprintf ("%s/%s", dir, domain);
+  cleanup_free char *file = xasprintf ("%s/hosts.toml", sub);
+
+  unlink (file);
+  rmdir (sub);
+  rmdir (dir);
+}
+
+/* ctr pulls name from the store, served on loopback while it does. */
+static int
+pull_from_store (const struct runtime_spec *rt, reg_store *s, const struct reg_ref *ref,
+                 const struct reg_platform *platform, const char *name, ef_err **err)
+{
+  struct reg_server_opts so = { NULL, ref->domain };
+  cleanup_free char *dir = NULL;
+  struct ef_spawn_result r = { 0 };
+  reg_server *srv = NULL;
+  char plat[100];
+  int rc;
+
+  reg_platform_format (platform, plat, sizeof plat);
+  rc = reg_server_start (&srv, s, &so, err);
+  if (rc == 0)
+    rc = hosts_dir (s, ref->domain, reg_server_address (srv), &dir, err);
+  if (rc == 0)
+    {
+      const char *args[] = { "images", "pull", "--hosts-dir", dir, "--platform", plat, name, NULL };
+      rc = ctr (rt, args, -1, 0, &r, err);
+    }
   if (rc == 0 && !succeeded (&r))
     {
       one_line (r.out);
       rc = ef_err_set (err, EF_LOCAL, "containerd refused the image: %.300s", r.out);
     }
   ef_spawn_result_dispose (&r);
+  if (dir)
+    hosts_dir_remove (dir, ref->domain);
+  reg_server_stop (srv);
   return rc;
 }
 
@@ -143,12 +195,12 @@ add_records (const struct runtime_spec *rt, const char *source, const char *pinn
   return rc;
 }
 
-/* containerd records the digest at the archive's top: the index, when
+/* containerd records the digest the name resolves to: the index, when
  * the reference named one. */
 int
 runtime_containerd_handoff (const struct runtime_spec *rt, reg_store *s, const struct reg_pull_result *res,
-                            const struct reg_ref *ref, const struct auth_creds *creds, struct runtime_result *out,
-                            ef_err **err)
+                            const struct reg_ref *ref, const struct reg_platform *platform,
+                            const struct auth_creds *creds, struct runtime_result *out, ef_err **err)
 {
   const char *top = res->index_digest ? res->index_digest : res->manifest_digest;
   bool present = false;
@@ -163,7 +215,7 @@ runtime_containerd_handoff (const struct runtime_spec *rt, reg_store *s, const s
   rc = has (rt, out->name, top, &present, err);
   out->sent = rc == 0 && !present;
   if (out->sent)
-    rc = import (rt, s, res, ref, err);
+    rc = pull_from_store (rt, s, ref, platform, out->name, err);
   if (out->sent && rc == 0)
     rc = has (rt, out->name, top, &present, err);
   (void) creds; /* containerd needs no contact with the registry */

@@ -230,8 +230,8 @@ record_digest (const struct runtime_spec *rt, const char *repo, const struct reg
  * the manifest as it is, so the image answers to NAME@DIGEST as well. */
 int
 runtime_engine_handoff (const struct runtime_spec *rt, reg_store *s, const struct reg_pull_result *res,
-                        const struct reg_ref *ref, const struct auth_creds *creds, struct runtime_result *out,
-                        ef_err **err)
+                        const struct reg_ref *ref, const struct reg_platform *platform,
+                        const struct auth_creds *creds, struct runtime_result *out, ef_err **err)
 {
   bool podman = rt->kind == RT_PODMAN;
   const char *pinned = res->index_digest ? res->index_digest : res->manifest_digest;
@@ -239,6 +239,7 @@ runtime_engine_handoff (const struct runtime_spec *rt, reg_store *s, const struc
   char id[128];
   int rc;
 
+  (void) platform; /* the archive holds the one platform */
   /* docker's short name for Docker Hub */
   repo = strcmp (ref->domain, "docker.io") == 0 && !podman
              ? xstrdup (strncmp (ref->path, "library/", 8) == 0 ? ref->path + 8 : ref->path)

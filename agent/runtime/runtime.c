@@ -135,12 +135,13 @@ runtime_pump_finish (struct runtime_pump *pu, ef_err **err)
 
 int
 runtime_handoff (const struct runtime_spec *rt, reg_store *s, const struct reg_pull_result *res,
-                 const struct reg_ref *ref, const struct auth_creds *creds, struct runtime_result *out, ef_err **err)
+                 const struct reg_ref *ref, const struct reg_platform *platform, const struct auth_creds *creds,
+                 struct runtime_result *out, ef_err **err)
 {
   memset (out, 0, sizeof *out);
   if (rt->kind == RT_CONTAINERD)
-    return runtime_containerd_handoff (rt, s, res, ref, creds, out, err);
-  return runtime_engine_handoff (rt, s, res, ref, creds, out, err);
+    return runtime_containerd_handoff (rt, s, res, ref, platform, creds, out, err);
+  return runtime_engine_handoff (rt, s, res, ref, platform, creds, out, err);
 }
 
 json_t *

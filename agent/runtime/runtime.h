@@ -43,11 +43,13 @@ struct runtime_result
   char note[700];   /* why it does not, or "" */
 };
 
-/* Give the runtime the image res pulled, under ref's name.  Docker gets a
- * docker-archive streamed to POST /images/load; podman an OCI archive
- * through libpod's load and containerd one through `ctr images import`,
- * both topped by the index when the reference named one, so that they
- * know the image by the digest a deployment pins.  Afterwards the
+/* Give the runtime the image res pulled (for platform), under ref's name.
+ * containerd pulls it from the store, served on loopback for the moment
+ * (registry/serve.h) as a mirror of the registry, so its records carry
+ * the registry's own names and it fetches only what it lacks.  Docker gets
+ * a docker-archive streamed to POST /images/load; podman an OCI archive
+ * through libpod's load, topped by the index when the reference named
+ * one, so that it knows the image by the digest a deployment pins.  Afterwards the
  * runtime's image must be this one (the ID for docker and podman, the
  * digest for containerd): anything else is EF_LOCAL.  docker's classic
  * store records NAME@DIGEST only from a pull: with creds (ours for the
@@ -55,8 +57,8 @@ struct runtime_result
  * which fetches the manifest and no blob; when it cannot, out->note says
  * why and the handoff still succeeds. */
 int runtime_handoff (const struct runtime_spec *rt, reg_store *s, const struct reg_pull_result *res,
-                     const struct reg_ref *ref, const struct auth_creds *creds, struct runtime_result *out,
-                     ef_err **err);
+                     const struct reg_ref *ref, const struct reg_platform *platform, const struct auth_creds *creds,
+                     struct runtime_result *out, ef_err **err);
 
 /* {"runtime", "name", "pinned" (or null), "note" (or null), "image_id", "sent"} */
 json_t *runtime_result_json (const struct runtime_spec *rt, const struct runtime_result *r, const char *image_id);
@@ -76,12 +78,12 @@ int runtime_pump_start (struct runtime_pump **out, reg_store *s, const struct re
 int runtime_pump_finish (struct runtime_pump *p, ef_err **err);
 
 int runtime_engine_handoff (const struct runtime_spec *rt, reg_store *s, const struct reg_pull_result *res,
-                            const struct reg_ref *ref, const struct auth_creds *creds, struct runtime_result *out,
-                            ef_err **err);
+                            const struct reg_ref *ref, const struct reg_platform *platform,
+                            const struct auth_creds *creds, struct runtime_result *out, ef_err **err);
 int runtime_engine_remove (const struct runtime_spec *rt, const char *name, ef_err **err);
 int runtime_containerd_handoff (const struct runtime_spec *rt, reg_store *s, const struct reg_pull_result *res,
-                                const struct reg_ref *ref, const struct auth_creds *creds,
-                                struct runtime_result *out, ef_err **err);
+                                const struct reg_ref *ref, const struct reg_platform *platform,
+                                const struct auth_creds *creds, struct runtime_result *out, ef_err **err);
 int runtime_containerd_remove (const struct runtime_spec *rt, const char *name, ef_err **err);
 
 #endif

@@ -9,7 +9,7 @@ source "$(dirname "$0")/testlib.sh"
 cd "$TOP"
 
 BASE=$TOP/build/system-rootfs
-INCLUDE=systemd,systemd-sysv,dbus,procps,libcurl4,libssl3,libjansson4,libarchive13,libzstd1,ca-certificates
+INCLUDE=systemd,systemd-sysv,dbus,procps,libcurl4,libssl3,libjansson4,libarchive13,libzstd1,libmicrohttpd12,ca-certificates
 # cached, and made again when the package list changes
 if [ "$(cat "$BASE/.complete" 2>/dev/null)" != "$INCLUDE" ]; then
 	mirror=$(grep -rhoE 'https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \
