@@ -1,4 +1,5 @@
 /* deliver.c: see deliver.h. */
+#include <pthread.h>
 #include <string.h>
 
 #include "deliver.h"
@@ -16,22 +17,100 @@ complete (reg_store *s, const struct reg_pull_result *r)
   return true;
 }
 
-static int
-hand_out (reg_client *c, reg_store *s, const struct reg_ref *ref, const struct delivery_opts *o, struct delivery *d,
-          ef_err **err)
+/* One delivery under way: a runtime that follows is handed the image
+ * while its blobs still arrive, in a thread of its own. */
+struct run
 {
-  const struct auth_creds *creds = NULL;
+  reg_client *c;
+  reg_store *s;
+  const struct reg_ref *ref;
+  const struct delivery_opts *o;
+  struct delivery *d;
+  struct runtime_request req;
+  volatile sig_atomic_t arriving;
+  struct reg_pull_result *early_res; /* the thread's own copy: reg_pull frees its own on failure */
+  pthread_t th;
+  bool early; /* the thread runs */
+  ef_err *err;
+  int rc;
+};
+
+static void *
+handoff_main (void *p)
+{
+  struct run *r = p;
+  r->rc = runtime_handoff (r->o->runtime, r->s, &r->req, &r->d->handoff, &r->err);
+  return NULL;
+}
+
+static int
+request (struct run *r, const struct reg_pull_result *res, ef_err **err)
+{
+  memset (&r->req, 0, sizeof r->req);
+  r->req.res = res;
+  r->req.ref = r->ref;
+  r->req.platform = r->o->platform;
+  return reg_session_credentials (reg_client_session (r->c), r->ref->api_host, r->ref->domain, &r->req.creds, err);
+}
+
+/* reg_pull's hook: the manifests are in, the blobs about to come. */
+static void
+resolved (void *payload, const struct reg_pull_result *res)
+{
+  struct run *r = payload;
+
+  if (r->o->runtime == NULL || !runtime_follows (r->o->runtime))
+    return;
+  r->early_res = reg_pull_result_dup (res);
+  if (request (r, r->early_res, NULL) < 0)
+    return;
+  r->arriving = 1;
+  r->req.arriving = &r->arriving;
+  r->early = pthread_create (&r->th, NULL, handoff_main, r) == 0;
+}
+
+/* The early handoff's outcome: with the pull failed, it does not count. */
+static int
+join_early (struct run *r, int pull_rc, ef_err **err)
+{
+  r->arriving = 0;
+  if (r->early)
+    pthread_join (r->th, NULL);
+  reg_pull_result_free (r->early_res);
+  r->early_res = NULL;
+  if (!r->early)
+    return 0;
+  r->early = false;
+  if (pull_rc < 0)
+    {
+      ef_err_free (r->err);
+      r->err = NULL;
+      return 0;
+    }
+  if (r->rc < 0)
+    {
+      ef_err_propagate (err, r->err);
+      r->err = NULL;
+      ef_err_wrap (err, "hand over to %s", runtime_name (r->o->runtime));
+      return r->rc;
+    }
+  return 1; /* handed over */
+}
+
+static int
+hand_out (struct run *r, bool handed, ef_err **err)
+{
   int rc = 0;
 
-  if (o->out_path)
-    rc = reg_export (s, d->res->manifest_digest, ref, o->out_fmt, o->out_path, err);
-  if (rc == 0 && o->runtime)
-    rc = reg_session_credentials (reg_client_session (c), ref->api_host, ref->domain, &creds, err);
-  if (rc == 0 && o->runtime)
+  if (r->o->out_path)
+    rc = reg_export (r->s, r->d->res->manifest_digest, r->ref, r->o->out_fmt, r->o->out_path, err);
+  if (rc == 0 && r->o->runtime && !handed)
+    rc = request (r, r->d->res, err);
+  if (rc == 0 && r->o->runtime && !handed)
     {
-      rc = runtime_handoff (o->runtime, s, d->res, ref, o->platform, creds, &d->handoff, err);
+      rc = runtime_handoff (r->o->runtime, r->s, &r->req, &r->d->handoff, err);
       if (rc < 0)
-        ef_err_wrap (err, "hand over to %s", runtime_name (o->runtime));
+        ef_err_wrap (err, "hand over to %s", runtime_name (r->o->runtime));
     }
   return rc;
 }
@@ -40,9 +119,11 @@ int
 agent_deliver (reg_client *c, reg_store *s, const struct reg_ref *ref, const struct delivery_opts *o,
                struct delivery *out, ef_err **err)
 {
+  struct run r = { .c = c, .s = s, .ref = ref, .o = o, .d = out };
+  struct reg_pull_opts po = { o->platform, o->cosign_key, o->progress, o->payload, resolved, &r };
   ef_err *e = NULL;
   int64_t fetched = 0;
-  int rc;
+  int rc, handed;
 
   memset (out, 0, sizeof *out);
   for (int round = 0;; round++)
@@ -50,15 +131,17 @@ agent_deliver (reg_client *c, reg_store *s, const struct reg_ref *ref, const str
       fetched += out->res ? out->res->stats.bytes_fetched : 0;
       reg_pull_result_free (out->res);
       out->res = NULL;
-      rc = reg_pull (c, s, ref, o->platform, o->cosign_key, o->progress, o->payload, &out->res, err);
+      po.resolved = round == 0 ? resolved : NULL;
+      rc = reg_pull (c, s, ref, &po, &out->res, err);
+      ef_err_clear (&e);
+      handed = join_early (&r, rc, &e);
       if (rc < 0)
         {
           ef_err_free (e);
           return rc;
         }
       out->res->stats.bytes_fetched += fetched;
-      ef_err_clear (&e);
-      rc = hand_out (c, s, ref, o, out, &e);
+      rc = handed < 0 ? handed : hand_out (&r, handed > 0, &e);
       /* a damaged blob left the store on the way out: fetch it, once more */
       if (rc == 0 || round == 1 || complete (s, out->res))
         break;

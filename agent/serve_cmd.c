@@ -28,7 +28,7 @@ cmd_serve (int argc, char **argv)
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
-  struct reg_server_opts o = { "127.0.0.1:5000", NULL };
+  struct reg_server_opts o = { .listen = "127.0.0.1:5000" };
   const char *store_dir = cli_env ("EDGEFETCH_STORE", EF_DEFAULT_STORE);
   cleanup_err ef_err *err = NULL;
   reg_server *srv = NULL;

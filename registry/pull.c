@@ -28,6 +28,36 @@ reg_pull_result_free (struct reg_pull_result *r)
   free (r);
 }
 
+static char *
+dup_or_null (const char *s)
+{
+  return s ? xstrdup (s) : NULL;
+}
+
+struct reg_pull_result *
+reg_pull_result_dup (const struct reg_pull_result *r)
+{
+  struct reg_pull_result *d = xcalloc (1, sizeof *d);
+
+  d->reference = dup_or_null (r->reference);
+  d->index_digest = dup_or_null (r->index_digest);
+  d->manifest_digest = dup_or_null (r->manifest_digest);
+  d->media_type = dup_or_null (r->media_type);
+  d->config_digest = dup_or_null (r->config_digest);
+  d->nlayers = r->nlayers;
+  d->layer_digests = xcalloc (r->nlayers + 1, sizeof (char *));
+  d->layer_types = xcalloc (r->nlayers + 1, sizeof (char *));
+  d->layer_sizes = xcalloc (r->nlayers + 1, sizeof (int64_t));
+  for (size_t i = 0; i < r->nlayers; i++)
+    {
+      d->layer_digests[i] = xstrdup (r->layer_digests[i]);
+      d->layer_types[i] = xstrdup (r->layer_types[i]);
+      d->layer_sizes[i] = r->layer_sizes[i];
+    }
+  d->total_size = r->total_size;
+  return d;
+}
+
 /* Follow ref to its image manifest: an index's entry for platform is
  * fetched in turn and must match the entry's size and type.  Every
  * manifest goes into the store; *m and *resp are the image's. */
@@ -128,9 +158,8 @@ check_space (reg_store *s, const struct reg_desc *const *blobs, size_t n, ef_err
 }
 
 int
-reg_pull (reg_client *c, reg_store *s, const struct reg_ref *ref, const struct reg_platform *platform,
-          const vfy_cosign_key *cosign_key, reg_progress_fn progress, void *payload, struct reg_pull_result **out,
-          ef_err **err)
+reg_pull (reg_client *c, reg_store *s, const struct reg_ref *ref, const struct reg_pull_opts *o,
+          struct reg_pull_result **out, ef_err **err)
 {
   struct reg_manifest_resp resp = { 0 };
   cleanup_manifest reg_manifest *m = NULL;
@@ -140,15 +169,17 @@ reg_pull (reg_client *c, reg_store *s, const struct reg_ref *ref, const struct r
 
   *out = NULL;
   res->reference = reg_ref_string (ref);
-  rc = resolve (c, s, ref, platform, cosign_key, res, &m, &resp, err);
+  rc = resolve (c, s, ref, o->platform, o->cosign_key, res, &m, &resp, err);
   if (rc == 0)
     {
       res->manifest_digest = xstrdup (resp.digest);
       blobs = list_blobs (m, res);
       rc = check_space (s, blobs, res->nlayers + 1, err);
     }
+  if (rc == 0 && o->resolved)
+    o->resolved (o->resolved_payload, res);
   if (rc == 0)
-    rc = reg_blobs_fetch (c, ref, blobs, res->nlayers + 1, s, progress, payload, &res->stats, err);
+    rc = reg_blobs_fetch (c, ref, blobs, res->nlayers + 1, s, o->progress, o->payload, &res->stats, err);
   if (rc == 0)
     rc = reg_store_record (s, res->reference, res->manifest_digest, res->index_digest, err);
   reg_manifest_resp_dispose (&resp);

@@ -21,13 +21,27 @@ struct reg_pull_result
   struct reg_fetch_stats stats;
 };
 
+struct reg_pull_opts
+{
+  const struct reg_platform *platform;
+  const vfy_cosign_key *cosign_key; /* or NULL */
+  reg_progress_fn progress;
+  void *payload;
+  /* called once the manifests are in the store and the blobs are known,
+   * before they are fetched (a runtime may start pulling from the store
+   * then); its result is not acted on */
+  void (*resolved) (void *payload, const struct reg_pull_result *r);
+  void *resolved_payload;
+};
+
 /* Fetch manifest (choosing the platform from an index), config and layers
- * into the store, checking every digest on the way.  With cosign_key, the
- * digest the reference resolves to (the index, for a multi-arch image)
+ * into the store, checking every digest on the way.  With a cosign key,
+ * the digest the reference resolves to (the index, for a multi-arch image)
  * must carry a valid cosign signature before anything else is fetched. */
-int reg_pull (reg_client *c, reg_store *s, const struct reg_ref *ref, const struct reg_platform *platform,
-              const vfy_cosign_key *cosign_key, reg_progress_fn progress, void *payload,
+int reg_pull (reg_client *c, reg_store *s, const struct reg_ref *ref, const struct reg_pull_opts *o,
               struct reg_pull_result **out, ef_err **err);
 void reg_pull_result_free (struct reg_pull_result *r);
+/* A copy of what r names (digests, sizes, types; not its stats). */
+struct reg_pull_result *reg_pull_result_dup (const struct reg_pull_result *r);
 
 #endif

@@ -57,6 +57,9 @@ struct reg_server
 {
   reg_store *s;
   char *origin;
+  const struct reg_pull_result *pulling;
+  const volatile sig_atomic_t *arriving;
+  int64_t served; /* blob bytes sent (atomic) */
   struct MHD_Daemon *d;
   char address[64];
 };
@@ -102,7 +105,11 @@ manifest (reg_server *srv, struct MHD_Connection *c, const char *name, const cha
     {
       cleanup_free char *record = xasprintf ("%s/%s:%s", ns ? ns : srv->origin, name, ref);
       cleanup_free char *index = NULL, *man = NULL;
-      if (reg_store_lookup (srv->s, record, &man, &index, NULL) == 0)
+      const struct reg_pull_result *p = srv->pulling;
+      /* the image being pulled is recorded only once it is whole */
+      if (p && strcmp (record, p->reference) == 0)
+        digest = xstrdup (p->index_digest ? p->index_digest : p->manifest_digest);
+      else if (reg_store_lookup (srv->s, record, &man, &index, NULL) == 0)
         digest = xstrdup (index ? index : man);
     }
   if (digest == NULL || reg_store_manifest (srv->s, digest, &buf, &len, &m, NULL) < 0)
@@ -112,19 +119,48 @@ manifest (reg_server *srv, struct MHD_Connection *c, const char *name, const cha
   return ok;
 }
 
+struct send
+{
+  reg_server *srv;
+  reg_blob_reader *rd;
+};
+
 static ssize_t
 blob_read (void *cls, uint64_t pos, char *buf, size_t max)
 {
-  ssize_t n = reg_blob_reader_read (cls, buf, max, NULL);
+  struct send *sd = cls;
+  ssize_t n = reg_blob_reader_read (sd->rd, buf, max, NULL);
 
   (void) pos; /* sequential: libmicrohttpd asks in order */
+  if (n > 0)
+    __atomic_add_fetch (&sd->srv->served, n, __ATOMIC_RELAXED);
   return n > 0 ? n : n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
 }
 
 static void
 blob_done (void *cls)
 {
-  reg_blob_reader_free (cls);
+  struct send *sd = cls;
+  reg_blob_reader_free (sd->rd);
+  free (sd);
+}
+
+/* The size of a blob of the image being pulled, or -1. */
+static int64_t
+arriving_size (const reg_server *srv, const char *digest)
+{
+  const struct reg_pull_result *p = srv->pulling;
+
+  if (p == NULL || srv->arriving == NULL || !*srv->arriving)
+    return -1;
+  int64_t config = p->total_size; /* the config's size is what the layers leave */
+  for (size_t i = 0; i < p->nlayers; i++)
+    {
+      if (strcmp (digest, p->layer_digests[i]) == 0)
+        return p->layer_sizes[i];
+      config -= p->layer_sizes[i];
+    }
+  return strcmp (digest, p->config_digest) == 0 ? config : -1;
 }
 
 static enum MHD_Result
@@ -135,20 +171,30 @@ blob (reg_server *srv, struct MHD_Connection *c, const char *digest, bool head)
   reg_blob_reader *rd = NULL;
   enum MHD_Result ok;
   struct stat st;
+  int64_t size;
 
   if (ef_digest_parse (digest, NULL, NULL) < 0)
     return not_found (c, "BLOB_UNKNOWN");
   path = reg_store_blob_path (srv->s, digest);
-  if (stat (path, &st) < 0 || !S_ISREG (st.st_mode))
+  if (stat (path, &st) == 0 && S_ISREG (st.st_mode))
+    size = st.st_size;
+  else if ((size = arriving_size (srv, digest)) < 0)
     return not_found (c, "BLOB_UNKNOWN");
-  if (!head && reg_blob_reader_open (&rd, srv->s, digest, st.st_size, NULL) < 0)
+  if (!head && reg_blob_reader_follow (&rd, srv->s, digest, size, srv->arriving, NULL) < 0)
     return not_found (c, "BLOB_UNKNOWN");
-  r = head ? mhd.MHD_create_response_from_buffer (0, (void *) "", MHD_RESPMEM_PERSISTENT)
-           : mhd.MHD_create_response_from_callback ((uint64_t) st.st_size, BLOCK, blob_read, rd, blob_done);
+  if (head)
+    r = mhd.MHD_create_response_from_buffer (0, (void *) "", MHD_RESPMEM_PERSISTENT);
+  else
+    {
+      struct send *sd = xmalloc (sizeof *sd);
+      sd->srv = srv;
+      sd->rd = rd;
+      r = mhd.MHD_create_response_from_callback ((uint64_t) size, BLOCK, blob_read, sd, blob_done);
+    }
   if (head)
     {
       char n[32];
-      snprintf (n, sizeof n, "%lld", (long long) st.st_size);
+      snprintf (n, sizeof n, "%lld", (long long) size);
       mhd.MHD_add_response_header (r, "Content-Length", n);
     }
   mhd.MHD_add_response_header (r, "Content-Type", "application/octet-stream");
@@ -216,6 +262,8 @@ reg_server_start (reg_server **out, reg_store *s, const struct reg_server_opts *
   srv = xcalloc (1, sizeof *srv);
   srv->s = s;
   srv->origin = o->origin ? xstrdup (o->origin) : NULL;
+  srv->pulling = o->pulling;
+  srv->arriving = o->arriving;
   srv->d = mhd.MHD_start_daemon (MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0, NULL, NULL,
                                  handle, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sa, MHD_OPTION_END);
   if (srv->d == NULL)
@@ -234,6 +282,12 @@ const char *
 reg_server_address (const reg_server *srv)
 {
   return srv->address;
+}
+
+int64_t
+reg_server_served (const reg_server *srv)
+{
+  return __atomic_load_n (&srv->served, __ATOMIC_RELAXED);
 }
 
 void

@@ -8,6 +8,7 @@
 #define EF_SERVE_H
 
 #include "../common/err.h"
+#include "pull.h"
 #include "store.h"
 
 typedef struct reg_server reg_server;
@@ -16,11 +17,18 @@ struct reg_server_opts
 {
   const char *listen; /* "ADDR:PORT"; NULL: 127.0.0.1 on a port of the kernel's choosing */
   const char *origin; /* the registry host a request without ?ns= is for, or NULL */
+  /* an image being pulled into the store now: its blobs are served as
+   * they arrive (store.h, reg_blob_reader_follow) while *arriving is
+   * non-zero */
+  const struct reg_pull_result *pulling;
+  const volatile sig_atomic_t *arriving;
 };
 
 int reg_server_start (reg_server **out, reg_store *s, const struct reg_server_opts *o, ef_err **err);
 /* "127.0.0.1:PORT": where it listens. */
 const char *reg_server_address (const reg_server *srv);
+/* Blob bytes sent so far. */
+int64_t reg_server_served (const reg_server *srv);
 void reg_server_stop (reg_server *srv);
 
 #endif

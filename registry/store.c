@@ -1,12 +1,14 @@
 /* store.c: see store.h. */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 #include <dirent.h>
 
@@ -331,34 +333,103 @@ struct reg_blob_reader
   reg_store *s;
   char digest[EF_DIGEST_LEN + 1];
   int fd;
-  int64_t left;
+  int64_t size, left;
   ef_hash *h; /* NULL: verified by this process already */
+  const volatile sig_atomic_t *arriving; /* following an ingest while this is non-zero */
+  bool following;
 };
 
-int
-reg_blob_reader_open (reg_blob_reader **out, reg_store *s, const char *digest, int64_t size, ef_err **err)
+#define FOLLOW_NAP_NS 2000000 /* 2 ms between looks at a growing file */
+
+static void
+nap (void)
 {
-  cleanup_free char *path = NULL;
+  struct timespec ts = { 0, FOLLOW_NAP_NS };
+  nanosleep (&ts, NULL);
+}
+
+/* Wait for blob digest to be in blobs/ or in ingest/, while it may still
+ * come; an fd on what is there, following set when it is the ingest. */
+static int
+open_arriving (reg_store *s, const char *digest, const volatile sig_atomic_t *arriving, bool *following)
+{
+  cleanup_free char *blob = reg_store_blob_path (s, digest);
+  cleanup_free char *part = xasprintf ("%s/ingest/%s.part", s->dir, digest + 7);
+
+  for (;;)
+    {
+      int fd = open (blob, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+      if (fd >= 0 || !arriving)
+        {
+          *following = false;
+          return fd;
+        }
+      fd = open (part, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+      if (fd >= 0)
+        {
+          *following = true;
+          return fd;
+        }
+      if (!*arriving)
+        return -1;
+      nap ();
+    }
+}
+
+/* How many bytes of a followed ingest can be read now (0: none yet, <0:
+ * the ingest went wrong: it restarted or was dropped). */
+static int64_t
+follow (reg_blob_reader *r)
+{
+  struct stat st;
+  int64_t pos = r->size - r->left;
+
+  for (;;)
+    {
+      if (fstat (r->fd, &st) < 0 || st.st_size < pos)
+        return -1; /* started over: what was sent is not the blob */
+      if (st.st_size > pos)
+        return st.st_size - pos;
+      if (st.st_nlink == 0 && !reg_store_has (r->s, r->digest, r->size))
+        return -1; /* removed without being adopted: it did not match */
+      if (!*r->arriving)
+        return -1;
+      nap ();
+    }
+}
+
+int
+reg_blob_reader_follow (reg_blob_reader **out, reg_store *s, const char *digest, int64_t size,
+                        const volatile sig_atomic_t *arriving, ef_err **err)
+{
   reg_blob_reader *r;
-  int rc;
+  bool following = false;
+  int rc, fd;
 
   *out = NULL;
   if ((rc = ef_digest_parse (digest, NULL, err)) < 0)
     return rc;
-  path = reg_store_blob_path (s, digest);
+  fd = open_arriving (s, digest, arriving, &following);
+  if (fd < 0)
+    return ef_err_sys (err, arriving ? EF_NOTFOUND : EF_LOCAL, errno ? errno : ENOENT, "%sblob %s",
+                       arriving ? "" : "store damaged: ", digest);
   r = xcalloc (1, sizeof *r);
-  r->fd = open (path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (r->fd < 0)
-    {
-      free (r);
-      return ef_err_sys (err, EF_LOCAL, errno, "store damaged: open %s", path);
-    }
+  r->fd = fd;
   r->s = s;
   snprintf (r->digest, sizeof r->digest, "%s", digest);
-  r->left = size;
-  r->h = reg_store_verified (s, digest) ? NULL : ef_hash_new ();
+  r->size = r->left = size;
+  r->arriving = arriving;
+  r->following = following;
+  /* bytes of an ingest are checked here, whoever else checks them */
+  r->h = !following && reg_store_verified (s, digest) ? NULL : ef_hash_new ();
   *out = r;
   return 0;
+}
+
+int
+reg_blob_reader_open (reg_blob_reader **out, reg_store *s, const char *digest, int64_t size, ef_err **err)
+{
+  return reg_blob_reader_follow (out, s, digest, size, NULL, err);
 }
 
 ssize_t
@@ -370,6 +441,14 @@ reg_blob_reader_read (reg_blob_reader *r, void *buf, size_t max, ef_err **err)
 
   if (want == 0)
     return 0;
+  if (r->following)
+    {
+      int64_t avail = follow (r);
+      if (avail < 0)
+        return ef_err_set (err, EF_NOTFOUND, "blob %s did not arrive whole", r->digest);
+      if ((int64_t) want > avail)
+        want = (size_t) avail;
+    }
   n = read_full (r->fd, buf, want);
   if (n < 0)
     return ef_err_io (err, errno, "read blob %s", r->digest);

@@ -14,6 +14,7 @@
 #ifndef EF_STORE_H
 #define EF_STORE_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -60,6 +61,12 @@ int reg_store_stream (reg_store *s, const char *digest, int64_t size, reg_chunk_
 typedef struct reg_blob_reader reg_blob_reader;
 int reg_blob_reader_open (reg_blob_reader **out, reg_store *s, const char *digest, int64_t size, ef_err **err);
 ssize_t reg_blob_reader_read (reg_blob_reader *r, void *buf, size_t max, ef_err **err);
+/* The same for a blob that may still be arriving: while *arriving is
+ * non-zero, a blob not in the store yet is waited for and its ingest is
+ * read as it grows (hashed here too: its end is withheld until it
+ * matches).  An ingest that starts over or is dropped fails the reader. */
+int reg_blob_reader_follow (reg_blob_reader **out, reg_store *s, const char *digest, int64_t size,
+                            const volatile sig_atomic_t *arriving, ef_err **err);
 void reg_blob_reader_free (reg_blob_reader *r);
 /* Move a complete, verified file (fd, at path tmp) to blobs/<hex>:
  * fsync, rename, fsync the directory. */

@@ -76,7 +76,7 @@ one_line (char *s)
     *nl = '\0';
 }
 
-/* A hosts dir of our own naming the served store as the only mirror of
+/* A hosts dir of our own naming the served store as the server of
  * domain; containerd (1.6) reads DIR/<domain>/hosts.toml.  Caller removes. */
 static int
 hosts_dir (reg_store *s, const char *domain, const char *mirror, char **out, ef_err **err)
@@ -90,8 +90,9 @@ hosts_dir (reg_store *s, const char *domain, const char *mirror, char **out, ef_
     return ef_err_io (err, errno, "create %s", tmpl);
   sub = xasprintf ("%s/%s", tmpl, domain);
   file = xasprintf ("%s/hosts.toml", sub);
-  text = xasprintf ("server = \"https://%s\"\n\n[host.\"http://%s\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
-                    domain, mirror);
+  /* the store itself as the server: containerd asks nothing of the registry */
+  text = xasprintf ("server = \"http://%s\"\n\n[host.\"http://%s\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
+                    mirror, mirror);
   rc = mkdir (sub, 0700) < 0 ? ef_err_io (err, errno, "create %s", sub) : 0;
   if (rc == 0)
     rc = ef_atomic_write (file, text, strlen (text), 0600, err);
@@ -118,17 +119,18 @@ hosts_dir_remove (const char *dir, const char *domain)
 
 /* ctr pulls name from the store, served on loopback while it does. */
 static int
-pull_from_store (const struct runtime_spec *rt, reg_store *s, const struct reg_ref *ref,
-                 const struct reg_platform *platform, const char *name, ef_err **err)
+pull_from_store (const struct runtime_spec *rt, reg_store *s, const struct runtime_request *req, const char *name,
+                 int64_t *sent, ef_err **err)
 {
-  struct reg_server_opts so = { NULL, ref->domain };
+  const struct reg_ref *ref = req->ref;
+  struct reg_server_opts so = { NULL, ref->domain, req->res, req->arriving };
   cleanup_free char *dir = NULL;
   struct ef_spawn_result r = { 0 };
   reg_server *srv = NULL;
   char plat[100];
   int rc;
 
-  reg_platform_format (platform, plat, sizeof plat);
+  reg_platform_format (req->platform, plat, sizeof plat);
   rc = reg_server_start (&srv, s, &so, err);
   if (rc == 0)
     rc = hosts_dir (s, ref->domain, reg_server_address (srv), &dir, err);
@@ -145,6 +147,7 @@ pull_from_store (const struct runtime_spec *rt, reg_store *s, const struct reg_r
   ef_spawn_result_dispose (&r);
   if (dir)
     hosts_dir_remove (dir, ref->domain);
+  *sent = srv ? reg_server_served (srv) : 0;
   reg_server_stop (srv);
   return rc;
 }
@@ -198,10 +201,11 @@ add_records (const struct runtime_spec *rt, const char *source, const char *pinn
 /* containerd records the digest the name resolves to: the index, when
  * the reference named one. */
 int
-runtime_containerd_handoff (const struct runtime_spec *rt, reg_store *s, const struct reg_pull_result *res,
-                            const struct reg_ref *ref, const struct reg_platform *platform,
-                            const struct auth_creds *creds, struct runtime_result *out, ef_err **err)
+runtime_containerd_handoff (const struct runtime_spec *rt, reg_store *s, const struct runtime_request *req,
+                            struct runtime_result *out, ef_err **err)
 {
+  const struct reg_pull_result *res = req->res;
+  const struct reg_ref *ref = req->ref;
   const char *top = res->index_digest ? res->index_digest : res->manifest_digest;
   bool present = false;
   int rc;
@@ -215,10 +219,9 @@ runtime_containerd_handoff (const struct runtime_spec *rt, reg_store *s, const s
   rc = has (rt, out->name, top, &present, err);
   out->sent = rc == 0 && !present;
   if (out->sent)
-    rc = pull_from_store (rt, s, ref, platform, out->name, err);
+    rc = pull_from_store (rt, s, req, out->name, &out->sent_bytes, err);
   if (out->sent && rc == 0)
     rc = has (rt, out->name, top, &present, err);
-  (void) creds; /* containerd needs no contact with the registry */
   if (rc == 0 && !present)
     rc = ef_err_set (err, EF_LOCAL, "containerd does not list %s with %s after the import", out->name, top);
   snprintf (out->pinned, sizeof out->pinned, "%s/%s@%s", ref->domain, ref->path, top);

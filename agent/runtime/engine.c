@@ -229,17 +229,17 @@ record_digest (const struct runtime_spec *rt, const char *repo, const struct reg
  * cannot hold '@'.  Podman gets an OCI archive through libpod: it keeps
  * the manifest as it is, so the image answers to NAME@DIGEST as well. */
 int
-runtime_engine_handoff (const struct runtime_spec *rt, reg_store *s, const struct reg_pull_result *res,
-                        const struct reg_ref *ref, const struct reg_platform *platform,
-                        const struct auth_creds *creds, struct runtime_result *out, ef_err **err)
+runtime_engine_handoff (const struct runtime_spec *rt, reg_store *s, const struct runtime_request *req,
+                        struct runtime_result *out, ef_err **err)
 {
+  const struct reg_pull_result *res = req->res;
+  const struct reg_ref *ref = req->ref;
   bool podman = rt->kind == RT_PODMAN;
   const char *pinned = res->index_digest ? res->index_digest : res->manifest_digest;
   cleanup_free char *repo = NULL, *t = NULL;
   char id[128];
   int rc;
 
-  (void) platform; /* the archive holds the one platform */
   /* docker's short name for Docker Hub */
   repo = strcmp (ref->domain, "docker.io") == 0 && !podman
              ? xstrdup (strncmp (ref->path, "library/", 8) == 0 ? ref->path + 8 : ref->path)
@@ -276,7 +276,7 @@ runtime_engine_handoff (const struct runtime_spec *rt, reg_store *s, const struc
         snprintf (out->note, sizeof out->note, "podman does not answer to %s", name);
     }
   else if (rc == 0)
-    record_digest (rt, repo, ref, pinned, res->config_digest, creds, out);
+    record_digest (rt, repo, ref, pinned, res->config_digest, req->creds, out);
   return rc;
 }
 

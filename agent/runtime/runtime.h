@@ -5,6 +5,7 @@
 #ifndef EF_RUNTIME_H
 #define EF_RUNTIME_H
 
+#include <signal.h>
 #include <stdbool.h>
 
 #include <jansson.h>
@@ -41,6 +42,7 @@ struct runtime_result
   char name[600];   /* the name it has there */
   char pinned[600]; /* NAME@DIGEST when the runtime answers to it, else "" */
   char note[700];   /* why it does not, or "" */
+  int64_t sent_bytes; /* blob bytes the runtime took, when that is known, else -1 */
 };
 
 /* Give the runtime the image res pulled (for platform), under ref's name.
@@ -56,9 +58,20 @@ struct runtime_result
  * registry, or NULL), dockerd is asked to pull the reference by digest,
  * which fetches the manifest and no blob; when it cannot, out->note says
  * why and the handoff still succeeds. */
-int runtime_handoff (const struct runtime_spec *rt, reg_store *s, const struct reg_pull_result *res,
-                     const struct reg_ref *ref, const struct reg_platform *platform, const struct auth_creds *creds,
+struct runtime_request
+{
+  const struct reg_pull_result *res;
+  const struct reg_ref *ref;
+  const struct reg_platform *platform;
+  const struct auth_creds *creds; /* ours for the registry, or NULL */
+  /* non-zero while the pull of res still brings blobs: a runtime that
+   * pulls from the served store takes them as they arrive */
+  const volatile sig_atomic_t *arriving;
+};
+int runtime_handoff (const struct runtime_spec *rt, reg_store *s, const struct runtime_request *req,
                      struct runtime_result *out, ef_err **err);
+/* Can the runtime be handed an image while it is still arriving? */
+bool runtime_follows (const struct runtime_spec *rt);
 
 /* {"runtime", "name", "pinned" (or null), "note" (or null), "image_id", "sent"} */
 json_t *runtime_result_json (const struct runtime_spec *rt, const struct runtime_result *r, const char *image_id);
@@ -77,13 +90,11 @@ int runtime_pump_start (struct runtime_pump **out, reg_store *s, const struct re
 /* Wait for the writer; its failure, if any, becomes err's. */
 int runtime_pump_finish (struct runtime_pump *p, ef_err **err);
 
-int runtime_engine_handoff (const struct runtime_spec *rt, reg_store *s, const struct reg_pull_result *res,
-                            const struct reg_ref *ref, const struct reg_platform *platform,
-                            const struct auth_creds *creds, struct runtime_result *out, ef_err **err);
+int runtime_engine_handoff (const struct runtime_spec *rt, reg_store *s, const struct runtime_request *req,
+                            struct runtime_result *out, ef_err **err);
 int runtime_engine_remove (const struct runtime_spec *rt, const char *name, ef_err **err);
-int runtime_containerd_handoff (const struct runtime_spec *rt, reg_store *s, const struct reg_pull_result *res,
-                                const struct reg_ref *ref, const struct reg_platform *platform,
-                                const struct auth_creds *creds, struct runtime_result *out, ef_err **err);
+int runtime_containerd_handoff (const struct runtime_spec *rt, reg_store *s, const struct runtime_request *req,
+                                struct runtime_result *out, ef_err **err);
 int runtime_containerd_remove (const struct runtime_spec *rt, const char *name, ef_err **err);
 
 #endif

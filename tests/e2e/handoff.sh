@@ -15,11 +15,16 @@ python3 "$M" image "$T/img-big" --tag 1.0 --busybox --note big --random-mb 64 --
 python3 "$M" image "$T/img-liar" --tag 1.0 --busybox --note liar --bad-diff-id >/dev/null
 python3 "$M" image "$T/img-solo" --tag 1.0 --busybox --note solo >/dev/null
 python3 "$M" image "$T/img-zstd" --tag 1.0 --busybox --note zstd --random-kb 300 >/dev/null
+# v1 and v2 of a service: the same base layer, a new top one
+python3 "$M" image "$T/img-v1" --tag 1.0 --busybox --note app --random-mb 4 --random-kb 64 >/dev/null
+python3 "$M" image "$T/img-v2" --tag 2.0 --busybox --note app --random-mb 4 --random-kb 64 >/dev/null
 PR=$(free_port)
 start_registry reg "$PR" htpasswd || setup_failed registry
 R=127.0.0.1:$PR
 for n in tiny mid big liar; do push "$T/img-$n:1.0" "$R/edge/$n:1.0" --dest-creds "$CR"; done
 push "$T/img-zstd:1.0" "$R/edge/zstd:1.0" --dest-creds "$CR" --dest-compress-format zstd
+push "$T/img-v1:1.0" "$R/edge/app:1.0" --dest-creds "$CR"
+push "$T/img-v2:2.0" "$R/edge/app:2.0" --dest-creds "$CR"
 
 # The runtimes, as root, with their own directories and sockets.
 RT=$T/rt
@@ -47,8 +52,12 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 [grpc]
   address = "$RT/cd/containerd.sock"
 CONF
-containerd --config "$RT/cd/config.toml" >"$RT/containerd.log" 2>&1 &
-PIDS+=($!)
+start_containerd() {
+	containerd --config "$RT/cd/config.toml" >>"$RT/containerd.log" 2>&1 &
+	CONTAINERD=$!
+	PIDS+=($CONTAINERD)
+}
+start_containerd
 start_podman "$RT/podman" || setup_failed podman
 wait_sock() { for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.1; done; return 1; }
 wait_docker() { for _ in $(seq 150); do curl -sf --unix-socket "$RT/docker.sock" http://d/_ping >/dev/null && return 0; sleep 0.1; done; return 1; }
@@ -176,6 +185,35 @@ start_dockerd
 check "dockerd restarted" wait_docker
 run 0 "dockerd back: the image goes over" efp --runtime "docker:$RT/docker.sock" "$R/edge/big:1.0"
 check "dockerd back: the ID is right" [ "$($DOCKER image inspect -f '{{.Id}}' "$R/edge/big:1.0")" = "$(config_of big)" ]
+
+# containerd killed while it pulls from the store: exit 7, the store whole, the next try works
+efp --runtime "containerd:$RT/cd/containerd.sock:edge" "$R/edge/big:1.0" >"$T/out" 2>"$T/err" &
+pid=$!
+sleep 1.5
+{ kill -9 "$CONTAINERD"; wait "$CONTAINERD"; } 2>/dev/null
+wait "$pid"
+rc=$?
+check "containerd killed mid-pull -> exit 7 ($rc)" [ "$rc" = 7 ]
+check "containerd killed: one line on stderr" [ "$(wc -l <"$T/err")" = 1 ]
+check "containerd killed: the store is intact" store_ok "$S"
+check "containerd killed: no hosts dir of ours left in the store" bash -c '! ls -d "$1"/handoff-* 2>/dev/null' _ "$S"
+start_containerd
+check "containerd restarted" wait_sock "$RT/cd/containerd.sock"
+sleep 0.5
+run 0 "containerd back: the image goes over" efp --runtime "containerd:$RT/cd/containerd.sock:edge" "$R/edge/big:1.0"
+
+# An update that shares the base layer: the registry and the runtime see only what is new.
+S2=$T/store-app
+efu() { "$EF" pull --quiet --json --store "$S2" --ca-file "$T/ca/ca.crt" --creds "$CR" --runtime "containerd:$RT/cd/containerd.sock:edge" "$@"; }
+run 0 "update: v1 to containerd" efu "$R/edge/app:1.0"
+BASE=$(skopeo inspect --raw --creds "$CR" --cert-dir "$T/skcerts" "docker://$R/edge/app:1.0" | jq '.layers[0].size')
+V2=$(skopeo inspect --raw --creds "$CR" --cert-dir "$T/skcerts" "docker://$R/edge/app:2.0" | jq '[.config.size] + [.layers[].size] | add')
+run 0 "update: v2 to containerd" efu "$R/edge/app:2.0"
+check "update: v2 fetched from the registry all but the shared base ($(jq .bytes_fetched "$T/out") of $V2)" \
+	[ "$(jq .bytes_fetched "$T/out")" -eq "$((V2 - BASE))" ]
+check "update: containerd took from the store all but the shared base ($(jq .handoff.sent_bytes "$T/out") of $V2)" \
+	[ "$(jq .handoff.sent_bytes "$T/out")" -le "$((V2 - BASE))" ]
+check "update: v2 in containerd under its name" bash -c "$CTR images ls -q | grep -qx '$R/edge/app:2.0'"
 
 # ---- the agent hands what the pattern names to docker; an unchanged pattern sends nothing ----
 start_exchange_sim || setup_failed exchange simulator
