@@ -59,7 +59,7 @@ resolved (void *payload, const struct reg_pull_result *res)
 {
   struct run *r = payload;
 
-  if (r->o->runtime == NULL || !runtime_follows (r->o->runtime))
+  if (r->o->runtime == NULL || !runtime_follows (r->o->runtime, res))
     return;
   r->early_res = reg_pull_result_dup (res);
   if (request (r, r->early_res, NULL) < 0)

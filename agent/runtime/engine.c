@@ -12,6 +12,7 @@
 #include "../../common/util.h"
 #include "../../common/text.h"
 #include "../../registry/http.h"
+#include "../../registry/serve.h"
 #include "runtime.h"
 
 #define ENGINE "/v1.41"
@@ -62,8 +63,12 @@ api_with (const struct runtime_spec *rt, const char *method, const char *path, i
   curl_slist_free_all (h);
   curl_easy_cleanup (e);
   if (res != CURLE_OK && !r->too_big)
-    return ef_err_set (err, EF_LOCAL, "%s at %s: %s", runtime_name (rt), rt->socket,
-                       r->errbuf[0] ? r->errbuf : curl_easy_strerror (res));
+    {
+      int rc = ef_err_set (err, EF_LOCAL, "%s at %s: %s", runtime_name (rt), rt->socket,
+                           r->errbuf[0] ? r->errbuf : curl_easy_strerror (res));
+      http_resp_dispose (r); /* nothing to free after a failure */
+      return rc;
+    }
   return 0;
 }
 
@@ -166,6 +171,78 @@ tag (const struct runtime_spec *rt, const char *id, const char *repo, const char
   return rc;
 }
 
+static bool
+has_zstd (const struct reg_pull_result *res)
+{
+  for (size_t i = 0; i < res->nlayers; i++)
+    if (strstr (res->layer_types[i], "+zstd"))
+      return true;
+  return false;
+}
+
+/* docker reads no zstd (20.10): such images go as a decompressed archive. */
+bool
+runtime_engine_pulls (const struct runtime_spec *rt, const struct reg_pull_result *res)
+{
+  return rt->kind == RT_PODMAN || !has_zstd (res);
+}
+
+/* The runtime pulls src@pinned from the store, served on loopback (plain
+ * HTTP: both take 127.0.0.0/8 as an insecure registry). */
+static int
+engine_pull (const struct runtime_spec *rt, reg_store *s, const struct runtime_request *req, const char *pinned,
+             char **src, int64_t *sent, ef_err **err)
+{
+  struct reg_server_opts so = { NULL, req->ref->domain, req->res, req->arriving };
+  const struct reg_platform *p = req->platform;
+  cleanup_free char *path = NULL, *from = NULL;
+  reg_server *srv = NULL;
+  struct http_resp r = { 0 };
+  char plat[100], msg[512];
+  char *e1, *e2, *e3;
+  int rc = reg_server_start (&srv, s, &so, err);
+
+  *src = NULL;
+  if (rc < 0)
+    return rc;
+  from = xasprintf ("%s/%s", reg_server_address (srv), req->ref->path);
+  reg_platform_format (p, plat, sizeof plat);
+  e1 = curl_easy_escape (NULL, from, 0);
+  e2 = curl_easy_escape (NULL, pinned, 0);
+  e3 = curl_easy_escape (NULL, plat, 0);
+  if (rt->kind == RT_PODMAN)
+    path = xasprintf (LIBPOD "/images/pull?reference=%s%%40%s&tlsVerify=false&policy=always&os=%s&arch=%s%s%s", e1,
+                      e2, p->os, p->arch, p->variant[0] ? "&variant=" : "", p->variant);
+  else
+    path = xasprintf (ENGINE "/images/create?fromImage=%s&tag=%s&platform=%s", e1, e2, e3);
+  curl_free (e1);
+  curl_free (e2);
+  curl_free (e3);
+  rc = api (rt, "POST", path, -1, &r, err);
+  if (rc == 0 && r.status != 200)
+    rc = ef_err_set (err, EF_LOCAL, "%s refused the image: HTTP %ld %.200s", runtime_name (rt), r.status, r.body.data);
+  else if (rc == 0 && stream_error (r.body.data, msg, sizeof msg))
+    rc = ef_err_set (err, EF_LOCAL, "%s refused the image: %s", runtime_name (rt), msg);
+  http_resp_dispose (&r);
+  *sent = reg_server_served (srv);
+  reg_server_stop (srv);
+  *src = xasprintf ("%s@%s", from, pinned);
+  return rc;
+}
+
+/* Drop the loopback name the pull left (the image keeps its others). */
+static void
+forget (const struct runtime_spec *rt, const char *name)
+{
+  char *enc = curl_easy_escape (NULL, name, 0);
+  cleanup_free char *path = xasprintf (ENGINE "/images/%s?noprune=1", enc ? enc : "");
+  struct http_resp r;
+
+  curl_free (enc);
+  if (api (rt, "DELETE", path, -1, &r, NULL) == 0)
+    http_resp_dispose (&r);
+}
+
 /* X-Registry-Auth: our credentials for the registry, for dockerd to use
  * there (base64url JSON); NULL without any.  Caller wipes and frees. */
 static char *
@@ -236,7 +313,8 @@ runtime_engine_handoff (const struct runtime_spec *rt, reg_store *s, const struc
   const struct reg_ref *ref = req->ref;
   bool podman = rt->kind == RT_PODMAN;
   const char *pinned = res->index_digest ? res->index_digest : res->manifest_digest;
-  cleanup_free char *repo = NULL, *t = NULL;
+  cleanup_free char *repo = NULL, *t = NULL, *src = NULL;
+  bool pulls = runtime_engine_pulls (rt, res);
   char id[128];
   int rc;
 
@@ -244,18 +322,22 @@ runtime_engine_handoff (const struct runtime_spec *rt, reg_store *s, const struc
   repo = strcmp (ref->domain, "docker.io") == 0 && !podman
              ? xstrdup (strncmp (ref->path, "library/", 8) == 0 ? ref->path + 8 : ref->path)
              : xasprintf ("%s/%s", ref->domain, ref->path);
+  /* a digest-only reference gets the tag sha256-<hex>: a tag cannot hold
+   * '@', and a pulled image needs one name of its repository */
   if (ref->tag)
     t = xstrdup (ref->tag);
-  else if (!podman)
+  else if (!podman || pulls)
     t = xasprintf ("sha256-%s", res->manifest_digest + 7);
-  if (t)
+  if (t && (ref->tag || !podman))
     snprintf (out->name, sizeof out->name, "%s:%s", repo, t);
   else
     snprintf (out->name, sizeof out->name, "%s@%s", repo, pinned);
 
   rc = image_id (rt, podman ? out->name : res->config_digest, id, sizeof id, err);
   out->sent = rc == 0 && strcmp (id, res->config_digest) != 0;
-  if (out->sent)
+  if (out->sent && pulls)
+    rc = engine_pull (rt, s, req, pinned, &src, &out->sent_bytes, err);
+  else if (out->sent)
     rc = load (rt, s, res, ref, err);
   /* the archive names tagged images already; this also moves an existing tag */
   if (rc == 0 && t)
@@ -265,6 +347,8 @@ runtime_engine_handoff (const struct runtime_spec *rt, reg_store *s, const struc
   if (rc == 0 && strcmp (id, res->config_digest) != 0)
     rc = ef_err_set (err, EF_LOCAL, "%s holds %s as %s, not the image ID %s", runtime_name (rt), out->name,
                      id[0] ? id : "nothing", res->config_digest);
+  if (src)
+    forget (rt, src);
   if (rc == 0 && podman)
     {
       /* podman keeps the manifest: it answers to NAME@DIGEST already */

@@ -145,9 +145,9 @@ runtime_handoff (const struct runtime_spec *rt, reg_store *s, const struct runti
 }
 
 bool
-runtime_follows (const struct runtime_spec *rt)
+runtime_follows (const struct runtime_spec *rt, const struct reg_pull_result *res)
 {
-  return rt->kind == RT_CONTAINERD;
+  return rt->kind == RT_CONTAINERD || runtime_engine_pulls (rt, res);
 }
 
 json_t *

@@ -70,8 +70,9 @@ struct runtime_request
 };
 int runtime_handoff (const struct runtime_spec *rt, reg_store *s, const struct runtime_request *req,
                      struct runtime_result *out, ef_err **err);
-/* Can the runtime be handed an image while it is still arriving? */
-bool runtime_follows (const struct runtime_spec *rt);
+/* Can the runtime be handed res while it is still arriving?  It can when
+ * it pulls from the served store (all but docker with zstd layers). */
+bool runtime_follows (const struct runtime_spec *rt, const struct reg_pull_result *res);
 
 /* {"runtime", "name", "pinned" (or null), "note" (or null), "image_id", "sent"} */
 json_t *runtime_result_json (const struct runtime_spec *rt, const struct runtime_result *r, const char *image_id);
@@ -93,6 +94,7 @@ int runtime_pump_finish (struct runtime_pump *p, ef_err **err);
 int runtime_engine_handoff (const struct runtime_spec *rt, reg_store *s, const struct runtime_request *req,
                             struct runtime_result *out, ef_err **err);
 int runtime_engine_remove (const struct runtime_spec *rt, const char *name, ef_err **err);
+bool runtime_engine_pulls (const struct runtime_spec *rt, const struct reg_pull_result *res);
 int runtime_containerd_handoff (const struct runtime_spec *rt, reg_store *s, const struct runtime_request *req,
                                 struct runtime_result *out, ef_err **err);
 int runtime_containerd_remove (const struct runtime_spec *rt, const char *name, ef_err **err);

@@ -214,6 +214,17 @@ check "update: v2 fetched from the registry all but the shared base ($(jq .bytes
 check "update: containerd took from the store all but the shared base ($(jq .handoff.sent_bytes "$T/out") of $V2)" \
 	[ "$(jq .handoff.sent_bytes "$T/out")" -le "$((V2 - BASE))" ]
 check "update: v2 in containerd under its name" bash -c "$CTR images ls -q | grep -qx '$R/edge/app:2.0'"
+for rt in "docker:$RT/docker.sock" "podman:$PODMAN_SOCK"; do
+	n=${rt%%:*}
+	efr() { "$EF" pull --quiet --json --store "$S2" --ca-file "$T/ca/ca.crt" --creds "$CR" --runtime "$rt" "$@"; }
+	run 0 "update, $n: v1" efr "$R/edge/app:1.0"
+	run 0 "update, $n: v2" efr "$R/edge/app:2.0"
+	check "update, $n: it took from the store all but the shared base ($(jq .handoff.sent_bytes "$T/out") of $V2)" \
+		[ "$(jq .handoff.sent_bytes "$T/out")" -le "$((V2 - BASE))" ]
+	if [ "$n" = docker ]; then id=$($DOCKER image inspect -f '{{.Id}}' "$R/edge/app:2.0"); else
+		id=sha256:$($PODMAN image inspect -f '{{.Id}}' "$R/edge/app:2.0"); fi
+	check "update, $n: the runtime's ID of v2 is its config digest" [ "$id" = "$(jq -r .config_digest "$T/out")" ]
+done
 
 # ---- the agent hands what the pattern names to docker; an unchanged pattern sends nothing ----
 start_exchange_sim || setup_failed exchange simulator
