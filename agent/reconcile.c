@@ -54,9 +54,24 @@ note_wanted (const struct agent_config *cfg, json_t *state, json_t *services, js
       }
     if (name && cfg->runtime)
       {
-        json_array_append_new (want_h, json_pack ("[s, s]", cfg->runtime, name));
-        if (json_is_true (json_object_get (h, "sent")) && !in_set (handed, cfg->runtime, name))
-          json_array_append_new (handed, json_pack ("[s, s]", cfg->runtime, name));
+        /* containerd keeps each name as a record of its own: all of ours go */
+        const char *names[3] = { name, NULL, NULL };
+        struct runtime_spec rt;
+        if (runtime_parse (&rt, cfg->runtime, NULL) == 0 && rt.kind == RT_CONTAINERD)
+          {
+            names[1] = json_string_value (json_object_get (h, "pinned"));
+            if (strcmp (rt.ns, "k8s.io") == 0)
+              names[2] = json_string_value (json_object_get (img, "config_digest"));
+          }
+        runtime_dispose (&rt);
+        for (int n = 0; n < 3; n++)
+          {
+            if (names[n] == NULL)
+              continue;
+            json_array_append_new (want_h, json_pack ("[s, s]", cfg->runtime, names[n]));
+            if (json_is_true (json_object_get (h, "sent")) && !in_set (handed, cfg->runtime, names[n]))
+              json_array_append_new (handed, json_pack ("[s, s]", cfg->runtime, names[n]));
+          }
       }
   }
 }

@@ -116,9 +116,9 @@ for i in $(seq "$HRUNS"); do
 	wall "$EF" pull --quiet --store "$T/s-h" --ca-file "$T/ca/ca.crt" --creds "$CR" --runtime "docker:$RT/docker.sock" "$R/edge/big:1.0" >>"$T/h-ef-docker"
 	$D rmi -f "$R/edge/big:1.0" >/dev/null 2>&1
 	wall $D pull -q "$R/edge/big:1.0" >>"$T/h-docker"
-	$C images rm --sync "$R/edge/big:1.0" >/dev/null 2>&1; rm -rf "$T/s-h"
+	$C images ls -q | xargs -r $C images rm --sync >/dev/null 2>&1; rm -rf "$T/s-h"
 	wall "$EF" pull --quiet --store "$T/s-h" --ca-file "$T/ca/ca.crt" --creds "$CR" --runtime "containerd:$RT/cd/sock:bench" "$R/edge/big:1.0" >>"$T/h-ef-ctr"
-	$C images rm --sync "$R/edge/big:1.0" >/dev/null 2>&1
+	$C images ls -q | xargs -r $C images rm --sync >/dev/null 2>&1
 	wall $C images pull --hosts-dir "$T/hosts" --user "$CR" "$R/edge/big:1.0" >>"$T/h-ctr"
 done
 hd=$(median <"$T/h-docker") he=$(median <"$T/h-ef-docker") hc=$(median <"$T/h-ctr") hf=$(median <"$T/h-ef-ctr")
