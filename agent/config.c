@@ -216,6 +216,7 @@ agent_config_load (struct agent_config *c, const char *file, ef_err **err)
   c->trust_exchange_keys = truthy (lookup (kv, "EDGEFETCH_TRUST_EXCHANGE_KEYS"));
   c->require_digest = truthy (lookup (kv, "EDGEFETCH_REQUIRE_DIGEST"));
   c->prune = truthy (lookup (kv, "EDGEFETCH_PRUNE"));
+  c->keep_layers = truthy (lookup (kv, "EDGEFETCH_KEEP_LAYERS"));
   c->certs_dir = dup_or (lookup (kv, "EDGEFETCH_CERTS_DIR"), NULL);
   c->auth_file = dup_or (lookup (kv, "EDGEFETCH_AUTH_FILE"), NULL);
   c->runtime = dup_or (lookup (kv, "EDGEFETCH_RUNTIME"), NULL);

@@ -18,6 +18,7 @@ struct agent_config
   bool trust_exchange_keys;
   bool require_digest;
   bool prune;
+  bool keep_layers;
   char *certs_dir;
   char *auth_file;
   char *runtime;

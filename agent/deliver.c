@@ -97,6 +97,16 @@ join_early (struct run *r, int pull_rc, ef_err **err)
   return 1; /* handed over */
 }
 
+/* The runtime holds the image, checked: the store keeps its manifests,
+ * config and record, not a second copy of its layers. */
+static void
+drop_layers (reg_store *s, const struct reg_pull_result *res)
+{
+  for (size_t i = 0; i < res->nlayers; i++)
+    if (reg_store_has (s, res->layer_digests[i], res->layer_sizes[i]))
+      reg_store_drop (s, res->layer_digests[i], res->layer_sizes[i], NULL);
+}
+
 static int
 hand_out (struct run *r, bool handed, ef_err **err)
 {
@@ -120,7 +130,7 @@ agent_deliver (reg_client *c, reg_store *s, const struct reg_ref *ref, const str
                struct delivery *out, ef_err **err)
 {
   struct run r = { .c = c, .s = s, .ref = ref, .o = o, .d = out };
-  struct reg_pull_opts po = { o->platform, o->cosign_key, o->progress, o->payload, resolved, &r };
+  struct reg_pull_opts po = { o->platform, o->cosign_key, o->progress, o->payload, resolved, &r, false };
   ef_err *e = NULL;
   int64_t fetched = 0;
   int rc, handed;
@@ -132,6 +142,8 @@ agent_deliver (reg_client *c, reg_store *s, const struct reg_ref *ref, const str
       reg_pull_result_free (out->res);
       out->res = NULL;
       po.resolved = round == 0 ? resolved : NULL;
+      /* what the runtime holds need not come again; in the second round it does */
+      po.skip_dropped = round == 0 && o->runtime && !o->out_path && !o->keep_layers;
       rc = reg_pull (c, s, ref, &po, &out->res, err);
       ef_err_clear (&e);
       handed = join_early (&r, rc, &e);
@@ -150,6 +162,8 @@ agent_deliver (reg_client *c, reg_store *s, const struct reg_ref *ref, const str
     ef_err_propagate (err, e);
   else
     ef_err_free (e);
+  if (rc == 0 && o->runtime && !o->keep_layers)
+    drop_layers (s, out->res);
   return rc;
 }
 

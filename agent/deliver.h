@@ -19,6 +19,7 @@ struct delivery_opts
   const char *out_path; /* or NULL */
   enum reg_export_format out_fmt;
   const struct runtime_spec *runtime; /* or NULL */
+  bool keep_layers; /* else a runtime that holds the image has its layers dropped from the store */
 };
 
 struct delivery

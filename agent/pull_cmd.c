@@ -28,6 +28,7 @@ static const char pull_usage[] =
     "  --output oci:DIR | oci-archive:FILE | docker-archive:FILE\n"
     "  --verify-key FILE             a cosign public key: require a valid signature\n"
     "  --runtime docker[:SOCK] | podman[:SOCK] | containerd[:SOCK[:NS]]  hand the image over\n"
+    "  --keep-layers                 keep the layers in the store after a handoff too\n"
     "  --jobs N                      parallel blob downloads (default 4)\n"
     "  --json                        one JSON object on stdout\n"
     "  --quiet                       no progress\n";
@@ -86,7 +87,7 @@ struct pull_args
 {
   const char *image, *platform, *creds, *auth_file, *certs_dir, *ca_file, *store, *output, *verify_key, *runtime;
   long jobs;
-  bool json, quiet;
+  bool json, quiet, keep_layers;
 };
 
 /* 0 to go on, else the exit code (after --help, 0 too: *done says so). */
@@ -100,7 +101,8 @@ parse_args (int argc, char **argv, struct pull_args *a, bool *done)
     { "output", required_argument, NULL, 'o' },     { "jobs", required_argument, NULL, 'j' },
     { "json", no_argument, NULL, 'J' },             { "quiet", no_argument, NULL, 'q' },
     { "verify-key", required_argument, NULL, 'k' }, { "runtime", required_argument, NULL, 'r' },
-    { "help", no_argument, NULL, 'h' },             { NULL, 0, NULL, 0 },
+    { "keep-layers", no_argument, NULL, 'K' },      { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
   };
   uint64_t n;
   int c;
@@ -127,6 +129,7 @@ parse_args (int argc, char **argv, struct pull_args *a, bool *done)
         break;
       case 'J': a->json = true; break;
       case 'q': a->quiet = true; break;
+      case 'K': a->keep_layers = true; break;
       case 'h': fputs (pull_usage, stdout); *done = true; return 0;
       default: return cli_bad_option ("pull", c, argv);
       }
@@ -241,6 +244,7 @@ cmd_pull (int argc, char **argv)
   o.out_path = p.out_path;
   o.out_fmt = p.fmt;
   o.runtime = p.has_rt ? &p.rt : NULL;
+  o.keep_layers = a.keep_layers;
   if (rc == 0)
     rc = agent_deliver (client, store, p.ref, &o, &d, &err);
   if (prog.drawn)

@@ -90,6 +90,7 @@ fetch_service (struct sync_ctx *s, const struct hzn_service *v, char **refs, jso
   platform_for (v->arch, &p);
   d.platform = &p;
   d.progress = s->progress;
+  d.keep_layers = s->cfg->keep_layers;
   rc = hzn_service_dockauths (s->ex, v, hc, MAX_DOCKAUTHS, &nhc, err);
   if (rc == 0 && s->cfg->cosign_key)
     rc = vfy_cosign_key_load (&ck, s->cfg->cosign_key, err);

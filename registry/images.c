@@ -36,9 +36,11 @@ images_load (const reg_store *s)
   return j;
 }
 
-/* Rewrite images.json under images.lock: add (digest != NULL) or drop name. */
+
+
+/* Rewrite images.json under images.lock, as edit changes it. */
 static int
-images_update (reg_store *s, const char *name, const char *manifest_digest, const char *index_digest, ef_err **err)
+images_edit (reg_store *s, void (*edit) (json_t *j, void *payload), void *payload, ef_err **err)
 {
   cleanup_free char *lockp = xasprintf ("%s/images.lock", reg_store_dir (s));
   cleanup_free char *path = xasprintf ("%s/images.json", reg_store_dir (s));
@@ -49,21 +51,83 @@ images_update (reg_store *s, const char *name, const char *manifest_digest, cons
   if (lock < 0 || flock (lock, LOCK_EX) < 0)
     return ef_err_io (err, errno, "lock %s", lockp);
   j = images_load (s);
-  if (manifest_digest)
-    json_object_set_new (json_object_get (j, "images"), name,
-                         json_pack ("{s:s, s:s?}", "manifest", manifest_digest, "index", index_digest));
-  else
-    json_object_del (json_object_get (j, "images"), name);
+  edit (j, payload);
   text = json_dumps (j, JSON_INDENT (1) | JSON_SORT_KEYS);
   json_decref (j);
   return ef_atomic_write (path, text, strlen (text), 0644, err);
+}
+
+struct record
+{
+  const char *name, *manifest, *index;
+};
+
+static void
+set_record (json_t *j, void *payload)
+{
+  const struct record *r = payload;
+
+  if (r->manifest)
+    json_object_set_new (json_object_get (j, "images"), r->name,
+                         json_pack ("{s:s, s:s?}", "manifest", r->manifest, "index", r->index));
+  else
+    json_object_del (json_object_get (j, "images"), r->name);
 }
 
 int
 reg_store_record (reg_store *s, const char *name, const char *manifest_digest, const char *index_digest,
                   ef_err **err)
 {
-  return images_update (s, name, manifest_digest, index_digest, err);
+  struct record r = { name, manifest_digest, index_digest };
+  return images_edit (s, set_record, &r, err);
+}
+
+int
+reg_store_unrecord (reg_store *s, const char *name, ef_err **err)
+{
+  struct record r = { name, NULL, NULL };
+  return images_edit (s, set_record, &r, err);
+}
+
+struct drop
+{
+  const char *digest;
+  int64_t size;
+};
+
+static void
+set_dropped (json_t *j, void *payload)
+{
+  const struct drop *d = payload;
+  json_t *dropped = json_object_get (j, "dropped");
+
+  if (!json_is_object (dropped))
+    json_object_set_new (j, "dropped", dropped = json_object ());
+  json_object_set_new (dropped, d->digest, json_integer (d->size));
+}
+
+int
+reg_store_drop (reg_store *s, const char *digest, int64_t size, ef_err **err)
+{
+  struct drop d = { digest, size };
+  int rc = ef_digest_parse (digest, NULL, err);
+
+  if (rc == 0)
+    rc = images_edit (s, set_dropped, &d, err);
+  if (rc == 0 && reg_store_discard (s, digest) < 0)
+    rc = ef_err_io (err, errno, "remove %s", digest);
+  return rc;
+}
+
+bool
+reg_store_dropped (reg_store *s, const char *digest, int64_t size)
+{
+  json_t *j = images_load (s);
+  json_t *v = json_object_get (json_object_get (j, "dropped"), digest);
+  bool dropped = json_is_integer (v) && json_integer_value (v) == size;
+
+  json_decref (j);
+  return dropped;
 }
 
 int
@@ -85,11 +149,6 @@ reg_store_lookup (reg_store *s, const char *name, char **manifest_digest, char *
   return rc;
 }
 
-int
-reg_store_unrecord (reg_store *s, const char *name, ef_err **err)
-{
-  return images_update (s, name, NULL, NULL, err);
-}
 
 /* Mark a manifest (or index) and everything it names that we hold.
  * A recorded manifest that is missing or damaged fails: what it needs

@@ -142,6 +142,26 @@ list_blobs (const reg_manifest *m, struct reg_pull_result *res)
   return blobs;
 }
 
+/* Leave out the layers the runtime holds (dropped from the store after a
+ * handoff); the rest move to the front.  Returns how many are left. */
+static size_t
+skip_dropped (reg_store *s, const struct reg_desc **blobs, size_t n, struct reg_fetch_stats *st)
+{
+  size_t k = 0;
+
+  for (size_t i = 0; i < n; i++)
+    {
+      if (i > 0 && !reg_store_has (s, blobs[i]->digest, blobs[i]->size)
+          && reg_store_dropped (s, blobs[i]->digest, blobs[i]->size))
+        {
+          st->bytes_reused += blobs[i]->size;
+          continue;
+        }
+      blobs[k++] = blobs[i];
+    }
+  return k;
+}
+
 /* Refuse up front what cannot fit, rather than fill the disk. */
 static int
 check_space (reg_store *s, const struct reg_desc *const *blobs, size_t n, ef_err **err)
@@ -165,6 +185,7 @@ reg_pull (reg_client *c, reg_store *s, const struct reg_ref *ref, const struct r
   cleanup_manifest reg_manifest *m = NULL;
   cleanup_free const struct reg_desc **blobs = NULL;
   struct reg_pull_result *res = xcalloc (1, sizeof *res);
+  size_t n = 0;
   int rc;
 
   *out = NULL;
@@ -174,12 +195,13 @@ reg_pull (reg_client *c, reg_store *s, const struct reg_ref *ref, const struct r
     {
       res->manifest_digest = xstrdup (resp.digest);
       blobs = list_blobs (m, res);
-      rc = check_space (s, blobs, res->nlayers + 1, err);
+      n = o->skip_dropped ? skip_dropped (s, blobs, res->nlayers + 1, &res->stats) : res->nlayers + 1;
+      rc = check_space (s, blobs, n, err);
     }
   if (rc == 0 && o->resolved)
     o->resolved (o->resolved_payload, res);
   if (rc == 0)
-    rc = reg_blobs_fetch (c, ref, blobs, res->nlayers + 1, s, o->progress, o->payload, &res->stats, err);
+    rc = reg_blobs_fetch (c, ref, blobs, n, s, o->progress, o->payload, &res->stats, err);
   if (rc == 0)
     rc = reg_store_record (s, res->reference, res->manifest_digest, res->index_digest, err);
   reg_manifest_resp_dispose (&resp);

@@ -32,6 +32,9 @@ struct reg_pull_opts
    * then); its result is not acted on */
   void (*resolved) (void *payload, const struct reg_pull_result *r);
   void *resolved_payload;
+  /* layers dropped after a handoff (the runtime holds them) are not
+   * fetched again: for a pull that hands over to that runtime only */
+  bool skip_dropped;
 };
 
 /* Fetch manifest (choosing the platform from an index), config and layers

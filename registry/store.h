@@ -90,6 +90,12 @@ int reg_store_record (reg_store *s, const char *name, const char *manifest_diges
  * none is.  Caller frees both. */
 int reg_store_lookup (reg_store *s, const char *name, char **manifest_digest, char **index_digest, ef_err **err);
 
+/* A layer the runtime holds after a verified handoff: its blob is removed
+ * (the device keeps one copy) and noted, so that a pull for that runtime
+ * need not fetch it again (reg_pull_opts.skip_dropped). */
+int reg_store_drop (reg_store *s, const char *digest, int64_t size, ef_err **err);
+bool reg_store_dropped (reg_store *s, const char *digest, int64_t size);
+
 /* Forget the image recorded under name (its blobs go at the next gc). */
 int reg_store_unrecord (reg_store *s, const char *name, ef_err **err);
 

@@ -225,6 +225,18 @@ for rt in "docker:$RT/docker.sock" "podman:$PODMAN_SOCK"; do
 		id=sha256:$($PODMAN image inspect -f '{{.Id}}' "$R/edge/app:2.0"); fi
 	check "update, $n: the runtime's ID of v2 is its config digest" [ "$id" = "$(jq -r .config_digest "$T/out")" ]
 done
+# Stored once: the runtimes hold the layers, the store keeps manifests, configs and records.
+check "stored once: the store holds under 5 % of the image ($(du -sb "$S2/blobs" | cut -f1) of $V2 bytes)" \
+	[ "$(du -sb "$S2/blobs" | cut -f1)" -le "$((V2 / 20))" ]
+run 0 "stored once: handing v2 again fetches nothing" efu "$R/edge/app:2.0"
+check "stored once: nothing fetched" [ "$(jq .bytes_fetched "$T/out")" = 0 ]
+$CTR images ls -q | grep "/edge/app" | xargs -r $CTR images rm --sync >/dev/null 2>&1
+run 0 "a runtime that lost the image gets it back" efu "$R/edge/app:2.0"
+check "lost image: containerd holds v2 again" bash -c "$CTR images ls -q | grep -qx '$R/edge/app:2.0'"
+check "lost image: it was fetched again and sent" [ "$(jq .handoff.sent "$T/out")" = true ]
+run 0 "--keep-layers keeps them" efu --keep-layers "$R/edge/app:2.0"
+V2TOP=$(skopeo inspect --raw --creds "$CR" --cert-dir "$T/skcerts" "docker://$R/edge/app:2.0" | jq -r '.layers[-1].digest')
+check "--keep-layers: the layers are in the store, whole" bash -c '[ -f "$1/blobs/sha256/${2#sha256:}" ] && (cd "$1/blobs/sha256" && for f in *; do [ "$(sha256sum <"$f" | cut -c1-64)" = "$f" ] || exit 1; done)' _ "$S2" "$V2TOP"
 
 # ---- the agent hands what the pattern names to docker; an unchanged pattern sends nothing ----
 start_exchange_sim || setup_failed exchange simulator
