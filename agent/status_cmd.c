@@ -1,5 +1,8 @@
 /* status_cmd.c: edgefetch status. */
+#include <dirent.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -52,6 +55,40 @@ store_of (const char *config_file)
     ef_free_secret (*p);
   free (kv);
   return path;
+}
+
+/* Bytes under DIR/blobs/sha256. */
+static int64_t
+blob_bytes (const char *store)
+{
+  cleanup_free char *dir = xasprintf ("%s/blobs/sha256", store);
+  DIR *d = opendir (dir);
+  struct dirent *de;
+  struct stat st;
+  int64_t n = 0;
+
+  while (d && (de = readdir (d)) != NULL)
+    if (de->d_name[0] != '.' && fstatat (dirfd (d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+      n += st.st_size;
+  if (d)
+    closedir (d);
+  return n;
+}
+
+/* The store beside the images it serves: after a handoff the runtime
+ * holds the layers, and the store keeps little more than the manifests. */
+static void
+print_disk_use (const char *store, json_t *st)
+{
+  json_t *svc, *img;
+  int64_t images = 0;
+  size_t i, k;
+
+  json_array_foreach (json_object_get (st, "services"), i, svc)
+    json_array_foreach (json_object_get (svc, "images"), k, img)
+      images += json_integer_value (json_object_get (img, "size"));
+  printf ("store:     %.1f MiB on disk, for images of %.1f MiB\n", (double) blob_bytes (store) / (1 << 20),
+          (double) images / (1 << 20));
 }
 
 int
@@ -111,6 +148,7 @@ cmd_status (int argc, char **argv)
     printf ("exchange:  ok, last contact %s\n", str (ex, "last_contact", "never"));
   printf ("last sync: %s (exit %lld)\n", str (st, "last_sync", "never"),
           (long long) json_integer_value (json_object_get (st, "last_sync_result")));
+  print_disk_use (path, st);
   json_array_foreach (json_object_get (st, "services"), i, svc)
   {
     if (json_is_true (json_object_get (svc, "ok")))
@@ -124,9 +162,12 @@ cmd_status (int argc, char **argv)
       json_t *h = json_object_get (img, "handoff");
       printf ("  image %s\n    digest %s\n    id     %s\n", str (img, "reference", "?"),
               str (img, "manifest_digest", "?"), str (img, "config_digest", "?"));
+      const char *name = json_string_value (json_object_get (h, "name"));
+      const char *pinned = json_string_value (json_object_get (h, "pinned"));
+      bool both = name && pinned && strcmp (name, pinned) != 0;
       if (h)
-        printf ("    in %s as %s%s%s\n", str (h, "runtime", "?"), str (h, "name", "?"), str (h, "pinned", NULL) ? ", " : "",
-                str (h, "pinned", ""));
+        printf ("    in %s as %s%s%s\n", str (h, "runtime", "?"), str (h, "name", "?"), both ? ", " : "",
+                both ? str (h, "pinned", "") : "");
       if (str (h, "note", NULL))
         printf ("    note: %s\n", str (h, "note", ""));
     }
