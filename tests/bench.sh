@@ -118,12 +118,14 @@ for i in $(seq "$HRUNS"); do
 	wall $D pull -q "$R/edge/big:1.0" >>"$T/h-docker"
 	$C images ls -q | xargs -r $C images rm --sync >/dev/null 2>&1; rm -rf "$T/s-h"
 	wall "$EF" pull --quiet --store "$T/s-h" --ca-file "$T/ca/ca.crt" --creds "$CR" --runtime "containerd:$RT/cd/sock:bench" "$R/edge/big:1.0" >>"$T/h-ef-ctr"
+	du -sb "$T/s-h/blobs" | cut -f1 >"$T/h-store"
 	$C images ls -q | xargs -r $C images rm --sync >/dev/null 2>&1
 	wall $C images pull --hosts-dir "$T/hosts" --user "$CR" "$R/edge/big:1.0" >>"$T/h-ctr"
 done
 hd=$(median <"$T/h-docker") he=$(median <"$T/h-ef-docker") hc=$(median <"$T/h-ctr") hf=$(median <"$T/h-ef-ctr")
-echo "| pull + hand to dockerd, s (vs docker pull) | $he | | | $(r "$he" "$hd") x docker pull ($hd s) | |"
-echo "| pull + hand to containerd, s (vs ctr images pull) | $hf | | | $(r "$hf" "$hc") x ctr pull ($hc s) | |"
+echo "| pull + hand to dockerd, s (vs docker pull) | $he | | | $(r "$he" "$hd") x docker pull ($hd s) | <= 1.0 |"
+echo "| pull + hand to containerd, s (vs ctr images pull) | $hf | | | $(r "$hf" "$hc") x ctr pull ($hc s) | <= 1.0 |"
+echo "| the store after the handoff / image size | $(r "$(cat "$T/h-store")" "$SIZE") | | | | <= 0.05 |"
 
 # Stripped binary sizes for the devices (target: under 300 KB each).
 for a in arm64 armhf; do

@@ -301,10 +301,12 @@ record_digest (const struct runtime_spec *rt, const char *repo, const struct reg
   http_resp_dispose (&r);
 }
 
-/* Docker gets a docker-archive, the only archive docker 20.10 reads; a
- * digest-only reference gets the tag sha256-<hex> there, since a tag
- * cannot hold '@'.  Podman gets an OCI archive through libpod: it keeps
- * the manifest as it is, so the image answers to NAME@DIGEST as well. */
+/* Both pull the image from the store served on loopback, as it arrives;
+ * docker gets a decompressed docker-archive instead when a layer is zstd.
+ * Then the image is tagged with its reference (a digest-only reference
+ * gets the tag sha256-<hex> in docker, since a tag cannot hold '@') and
+ * NAME@DIGEST is checked (podman keeps the manifest) or recorded (docker,
+ * by a pull from the registry that fetches no blob). */
 int
 runtime_engine_handoff (const struct runtime_spec *rt, reg_store *s, const struct runtime_request *req,
                         struct runtime_result *out, ef_err **err)
