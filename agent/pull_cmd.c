@@ -11,6 +11,7 @@
 #include "../common/util.h"
 #include "../registry/export.h"
 #include "../registry/pull.h"
+#include "../registry/rate.h"
 #include "cli.h"
 #include "deliver.h"
 
@@ -30,6 +31,7 @@ static const char pull_usage[] =
     "  --runtime docker[:SOCK] | podman[:SOCK] | containerd[:SOCK[:NS]]  hand the image over\n"
     "  --keep-layers                 keep the layers in the store after a handoff too\n"
     "  --jobs N                      parallel blob downloads (default 4)\n"
+    "  --limit-rate RATE             cap on the whole pull's download rate, as 500K or 2M (also EDGEFETCH_LIMIT_RATE)\n"
     "  --json                        one JSON object on stdout\n"
     "  --quiet                       no progress\n";
 
@@ -73,19 +75,24 @@ result_json (const struct reg_pull_result *r, const char *output)
 {
   json_t *layers = json_array ();
 
+  /* source: the host a blob came from (a mirror of hosts.toml, or the
+     registry); null when it was in the store already */
   for (size_t i = 0; i < r->nlayers; i++)
-    json_array_append_new (layers, json_pack ("{s:s, s:I, s:s}", "digest", r->layer_digests[i], "size",
-                                              (json_int_t) r->layer_sizes[i], "mediaType", r->layer_types[i]));
-  return json_pack ("{s:s, s:s?, s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:s?, s:n}", "reference", r->reference,
-                    "index_digest", r->index_digest, "manifest_digest", r->manifest_digest, "media_type",
-                    r->media_type, "config_digest", r->config_digest, "layers", layers, "size",
+    json_array_append_new (layers, json_pack ("{s:s, s:I, s:s, s:s?}", "digest", r->layer_digests[i], "size",
+                                              (json_int_t) r->layer_sizes[i], "mediaType", r->layer_types[i],
+                                              "source", r->layer_sources ? r->layer_sources[i] : NULL));
+  return json_pack ("{s:s, s:s?, s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:s?, s:s?, s:s?, s:n}", "reference",
+                    r->reference, "index_digest", r->index_digest, "manifest_digest", r->manifest_digest,
+                    "media_type", r->media_type, "config_digest", r->config_digest, "layers", layers, "size",
                     (json_int_t) r->total_size, "bytes_fetched", (json_int_t) r->stats.bytes_fetched,
-                    "bytes_reused", (json_int_t) r->stats.bytes_reused, "output", output, "handoff");
+                    "bytes_reused", (json_int_t) r->stats.bytes_reused, "manifest_source", r->manifest_source,
+                    "config_source", r->config_source, "output", output, "handoff");
 }
 
 struct pull_args
 {
   const char *image, *platform, *creds, *auth_file, *certs_dir, *ca_file, *store, *output, *verify_key, *runtime;
+  const char *limit_rate;
   long jobs;
   bool json, quiet, keep_layers;
 };
@@ -102,6 +109,7 @@ parse_args (int argc, char **argv, struct pull_args *a, bool *done)
     { "json", no_argument, NULL, 'J' },             { "quiet", no_argument, NULL, 'q' },
     { "verify-key", required_argument, NULL, 'k' }, { "runtime", required_argument, NULL, 'r' },
     { "keep-layers", no_argument, NULL, 'K' },      { "help", no_argument, NULL, 'h' },
+    { "limit-rate", required_argument, NULL, 'L' },
     { NULL, 0, NULL, 0 },
   };
   uint64_t n;
@@ -122,6 +130,7 @@ parse_args (int argc, char **argv, struct pull_args *a, bool *done)
       case 'o': a->output = optarg; break;
       case 'k': a->verify_key = optarg; break;
       case 'r': a->runtime = optarg; break;
+      case 'L': a->limit_rate = optarg; break;
       case 'j':
         if (ef_parse_u64 (optarg, 64, &n) < 0 || n == 0)
           return cli_usage_error ("pull", "--jobs takes a number from 1 to 64");
@@ -149,6 +158,7 @@ struct pull_plan
   bool has_rt;
   const char *out_path;
   enum reg_export_format fmt;
+  int64_t rate;
 };
 
 static int
@@ -166,6 +176,8 @@ prepare (const struct pull_args *a, struct pull_plan *p, ef_err **err)
     rc = vfy_cosign_key_load (&p->cosign_key, a->verify_key, err);
   if (rc == 0 && a->runtime && (rc = runtime_parse (&p->rt, a->runtime, err)) == 0)
     p->has_rt = true;
+  if (rc == 0 && a->limit_rate)
+    rc = reg_rate_parse (a->limit_rate, &p->rate, err);
   return rc;
 }
 
@@ -215,6 +227,7 @@ cmd_pull (int argc, char **argv)
   a.certs_dir = cli_env ("EDGEFETCH_CERTS_DIR", NULL);
   a.store = cli_env ("EDGEFETCH_STORE", EF_DEFAULT_STORE);
   a.runtime = cli_env ("EDGEFETCH_RUNTIME", NULL);
+  a.limit_rate = cli_env ("EDGEFETCH_LIMIT_RATE", NULL);
   a.jobs = 4;
   rc = parse_args (argc, argv, &a, &done);
   if (rc != 0 || done)
@@ -233,6 +246,7 @@ cmd_pull (int argc, char **argv)
   prog.on = !a.quiet && !a.json && isatty (2);
 
   rc = prepare (&a, &p, &err);
+  copts.limit_rate = p.rate;
   if (rc == 0)
     rc = reg_client_new (&client, &copts, &err);
   if (rc == 0)

@@ -6,6 +6,6 @@
 #define EF_DEFAULT_CONFIG "/etc/default/edgefetch"
 #define EF_DEFAULT_TRUST_DIR "/etc/edgefetch/trust"
 /* Per-host registry trust, searched in this order (docker's layout). */
-#define EF_DEFAULT_CERTS_DIRS { "/etc/edgefetch/certs.d", "/etc/docker/certs.d", "/etc/containers/certs.d", NULL }
+#define EF_DEFAULT_CERTS_DIRS { "/etc/edgefetch/certs.d", "/etc/docker/certs.d", "/etc/containers/certs.d", "/etc/containerd/certs.d", NULL }
 
 #endif

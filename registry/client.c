@@ -8,12 +8,20 @@
 #include "../common/json.h"
 #include "../common/util.h"
 #include "client.h"
+#include "routes.h"
+
+struct client_routes
+{
+  struct client_routes *next;
+  reg_routes *r;
+};
 
 struct reg_client
 {
   struct reg_client_opts o;
   struct http_retry retry;
   reg_session *session;
+  struct client_routes *routes; /* one per registry, made on first use */
   CURL *easy;
 };
 
@@ -59,11 +67,49 @@ reg_client_free (reg_client *c)
 {
   if (c == NULL)
     return;
+  for (struct client_routes *r = c->routes, *n; r; r = n)
+    {
+      n = r->next;
+      reg_routes_free (r->r);
+      free (r);
+    }
   reg_session_free (c->session);
   if (c->easy)
     curl_easy_cleanup (c->easy);
   free (c);
   curl_global_cleanup ();
+}
+
+int
+reg_client_routes (reg_client *c, const struct reg_ref *ref, reg_routes **out, ef_err **err)
+{
+  struct client_routes *cr;
+  int rc;
+
+  for (cr = c->routes; cr; cr = cr->next)
+    if (strcmp (reg_routes_domain (cr->r), ref->domain) == 0)
+      {
+        *out = cr->r;
+        return 0;
+      }
+  cr = xcalloc (1, sizeof *cr);
+  rc = reg_routes_new (&cr->r, c->session, reg_session_certs_dirs (c->session), ref, err);
+  if (rc < 0)
+    {
+      free (cr);
+      return rc;
+    }
+  cr->next = c->routes;
+  c->routes = cr;
+  *out = cr->r;
+  return 0;
+}
+
+void
+reg_client_revive_mirrors (reg_client *c)
+{
+  for (struct client_routes *r = c->routes; r; r = r->next)
+    reg_routes_revive (r->r);
 }
 
 reg_session *
@@ -141,8 +187,8 @@ get_with_retries (reg_client *c, reg_host *h, const struct reg_ref *ref, const c
           attempt--;
           continue;
         }
-      if (!http_again (&c->retry, c->easy, attempt, res, r->status))
-        break;
+      if (reg_host_is_mirror (h) || !http_again (&c->retry, c->easy, attempt, res, r->status))
+        break; /* a mirror's retry is the next host */
     }
   if (res != CURLE_OK)
     return http_error (err, res, r->errbuf, "is the registry's CA in --ca-file or certs.d?");
@@ -166,28 +212,26 @@ status_error (const struct http_resp *r, bool by_digest, ef_err **err)
   return ef_err_set (err, EF_NET, "HTTP %ld%s%s", r->status, msg[0] ? ": " : "", msg);
 }
 
-/* GET /v2/<name>/<kind>/<what>: a manifest (whose digest is checked) or
- * the referrers index of a digest (whose content may change, so it is not). */
+/* GET <kind>/<what> of ref's repository on h: a manifest (whose digest
+ * is checked) or the referrers index of a digest (whose content may
+ * change, so it is not). */
 static int
-get_document (reg_client *c, const struct reg_ref *ref, const char *kind, const char *tag_or_digest,
-              const char *query, struct reg_manifest_resp *out, ef_err **err)
+get_from (reg_client *c, reg_host *h, const struct reg_ref *ref, const char *kind, const char *tag_or_digest,
+          const char *query, struct reg_manifest_resp *out, ef_err **err)
 {
   cleanup_free char *scope = reg_client_scope (ref);
-  cleanup_free char *url = xasprintf ("https://%s/v2/%s/%s/%s%s", ref->api_host, ref->path, kind, tag_or_digest,
-                                      query ? query : "");
+  cleanup_free char *url
+      = reg_host_url (h, ref->domain, "/%s/%s/%s%s", ref->path, kind, tag_or_digest, query ? query : "");
   bool manifest = strcmp (kind, "manifests") == 0;
   bool by_digest = manifest && strncmp (tag_or_digest, "sha256:", 7) == 0;
-  struct curl_slist *hdrs = curl_slist_append (NULL, "Accept: " REG_MANIFEST_ACCEPT);
+  struct curl_slist *hdrs = reg_host_headers (h, "Accept: " REG_MANIFEST_ACCEPT);
   struct http_resp r;
   const char *v;
-  reg_host *h;
   int rc;
 
   memset (out, 0, sizeof *out);
   http_resp_init (&r, REG_MANIFEST_MAX);
-  rc = reg_session_host (c->session, ref->api_host, &h, err);
-  if (rc == 0)
-    rc = reg_session_authorize (c->session, h, ref->domain, scope, err);
+  rc = reg_session_authorize (c->session, h, ref->domain, scope, err);
   if (rc == 0)
     rc = get_with_retries (c, h, ref, url, scope, hdrs, &r, err);
   if (rc == 0 && r.status != 200)
@@ -209,12 +253,41 @@ get_document (reg_client *c, const struct reg_ref *ref, const char *kind, const 
       out->body = r.body.data;
       out->len = r.body.len;
       r.body.data = NULL;
+      snprintf (out->source, sizeof out->source, "%s", reg_host_name (h));
     }
   curl_slist_free_all (hdrs);
   http_resp_dispose (&r);
   if (rc < 0)
     reg_manifest_resp_dispose (out);
   return rc;
+}
+
+/* The document from the first route that can serve it: a mirror that
+ * fails is passed over (and, when it could not be reached or sent wrong
+ * bytes, skipped for the rest of the pull); the registry's answer is final. */
+static int
+get_document (reg_client *c, const struct reg_ref *ref, const char *kind, const char *tag_or_digest,
+              const char *query, struct reg_manifest_resp *out, ef_err **err)
+{
+  bool manifest = strcmp (kind, "manifests") == 0;
+  unsigned cap = manifest && strncmp (tag_or_digest, "sha256:", 7) == 0 ? REG_CAP_PULL : REG_CAP_RESOLVE;
+  reg_routes *routes;
+  int rc = reg_client_routes (c, ref, &routes, err);
+
+  for (long i = rc < 0 ? -1 : reg_routes_next (routes, -1, cap); i >= 0; i = reg_routes_next (routes, i, cap))
+    {
+      struct reg_route *rt = reg_routes_get (routes, (size_t) i);
+      ef_err *e = NULL;
+      if (rt->mirror && !manifest)
+        continue; /* referrers change: asked of the registry alone */
+      rc = get_from (c, rt->h, ref, kind, tag_or_digest, query, out, &e);
+      if (rc == 0 || !rt->mirror || http_cancelled (&c->retry))
+        return rc < 0 ? ef_err_propagate (err, e) : 0;
+      if (rc == -EF_NET || rc == -EF_VERIFY)
+        rt->dead = true;
+      ef_err_free (e);
+    }
+  return rc < 0 ? rc : ef_err_set (err, EF_USAGE, "hosts.toml of %s leaves no host to fetch from", ref->domain);
 }
 
 int

@@ -25,6 +25,11 @@ struct reg_client_opts
   int max_attempts;                    /* per request, without progress (default 6) */
   long retry_base_ms;                  /* first backoff (default 500) */
   const volatile sig_atomic_t *cancel; /* when it turns non-zero, stop (EF_NET, "interrupted") */
+  int64_t limit_rate;                  /* bytes/s for all blob transfers of a pull together; 0: no cap */
+  /* when it says no, no blob download starts and those running stop,
+   * their bytes kept (EF_NET, "outside the download window") */
+  bool (*may_fetch) (void *ud);
+  void *may_fetch_ud;
 };
 
 typedef struct reg_client reg_client;
@@ -36,6 +41,12 @@ void reg_client_free (reg_client *c);
 reg_session *reg_client_session (reg_client *c);
 struct http_retry *reg_client_retry (reg_client *c);
 const struct reg_client_opts *reg_client_opts (const reg_client *c);
+/* Where ref's registry is reached: its hosts.toml mirrors, then itself
+ * (routes.h); the client's, made on first use. */
+struct reg_routes;
+int reg_client_routes (reg_client *c, const struct reg_ref *ref, struct reg_routes **out, ef_err **err);
+/* A new pull: mirrors skipped in the last one may be tried again. */
+void reg_client_revive_mirrors (reg_client *c);
 /* "repository:<path>:pull"; caller frees. */
 char *reg_client_scope (const struct reg_ref *ref);
 /* The first code and message of a registry's JSON error body ("" when
@@ -48,6 +59,7 @@ struct reg_manifest_resp
   size_t len;
   char *content_type;
   char digest[72]; /* sha256 of body, verified against what was asked */
+  char source[256]; /* the host it came from */
 };
 void reg_manifest_resp_dispose (struct reg_manifest_resp *r);
 

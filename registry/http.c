@@ -107,7 +107,7 @@ http_setup (CURL *e, const char *url, unsigned flags)
   curl_easy_setopt (e, CURLOPT_URL, url);
   curl_easy_setopt (e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt (e, CURLOPT_USERAGENT, HTTP_USER_AGENT);
-  curl_easy_setopt (e, CURLOPT_PROTOCOLS_STR, "https");
+  curl_easy_setopt (e, CURLOPT_PROTOCOLS_STR, (flags & HTTP_PLAIN) ? "http,https" : "https");
   curl_easy_setopt (e, CURLOPT_REDIR_PROTOCOLS_STR, "https");
   curl_easy_setopt (e, CURLOPT_FOLLOWLOCATION, (flags & HTTP_FOLLOW) ? 1L : 0L);
   curl_easy_setopt (e, CURLOPT_MAXREDIRS, 10L);

@@ -43,6 +43,7 @@ bool http_again (struct http_retry *r, CURL *e, int attempt, CURLcode res, long 
 enum http_flags
 {
   HTTP_FOLLOW = 1 << 0, /* follow redirects: https only, credentials stay with the first host */
+  HTTP_PLAIN = 1 << 1,  /* the URL may be plain http (a mirror an operator named so); redirects stay https */
 };
 
 /* Reset e for a request to url with what every request shares: https

@@ -16,7 +16,12 @@ reg_pull_result_free (struct reg_pull_result *r)
     {
       free (r->layer_digests[i]);
       free (r->layer_types[i]);
+      if (r->layer_sources)
+        free (r->layer_sources[i]);
     }
+  free (r->layer_sources);
+  free (r->config_source);
+  free (r->manifest_source);
   free (r->layer_digests);
   free (r->layer_types);
   free (r->layer_sizes);
@@ -48,12 +53,16 @@ reg_pull_result_dup (const struct reg_pull_result *r)
   d->layer_digests = xcalloc (r->nlayers + 1, sizeof (char *));
   d->layer_types = xcalloc (r->nlayers + 1, sizeof (char *));
   d->layer_sizes = xcalloc (r->nlayers + 1, sizeof (int64_t));
+  d->layer_sources = xcalloc (r->nlayers + 1, sizeof (char *));
   for (size_t i = 0; i < r->nlayers; i++)
     {
       d->layer_digests[i] = xstrdup (r->layer_digests[i]);
       d->layer_types[i] = xstrdup (r->layer_types[i]);
       d->layer_sizes[i] = r->layer_sizes[i];
+      d->layer_sources[i] = dup_or_null (r->layer_sources ? r->layer_sources[i] : NULL);
     }
+  d->config_source = dup_or_null (r->config_source);
+  d->manifest_source = dup_or_null (r->manifest_source);
   d->total_size = r->total_size;
   return d;
 }
@@ -177,6 +186,30 @@ check_space (reg_store *s, const struct reg_desc *const *blobs, size_t n, ef_err
   return 0;
 }
 
+/* The blobs, noting where each came from. */
+static int
+fetch_blobs (reg_client *c, reg_store *s, const struct reg_ref *ref, const struct reg_desc **blobs, size_t n,
+             const struct reg_pull_opts *o, struct reg_pull_result *res, ef_err **err)
+{
+  cleanup_free char **sources = xcalloc (n + 1, sizeof (char *));
+  int rc = reg_blobs_fetch (c, ref, blobs, n, s, o->progress, o->payload, &res->stats, sources, err);
+
+  res->layer_sources = xcalloc (res->nlayers + 1, sizeof (char *));
+  for (size_t i = 0; i < n; i++)
+    {
+      size_t k = 0;
+      while (k < res->nlayers && strcmp (res->layer_digests[k], blobs[i]->digest) != 0)
+        k++;
+      if (i == 0) /* the config comes first */
+        res->config_source = sources[i];
+      else if (k < res->nlayers && res->layer_sources[k] == NULL)
+        res->layer_sources[k] = sources[i];
+      else
+        free (sources[i]);
+    }
+  return rc;
+}
+
 int
 reg_pull (reg_client *c, reg_store *s, const struct reg_ref *ref, const struct reg_pull_opts *o,
           struct reg_pull_result **out, ef_err **err)
@@ -190,10 +223,12 @@ reg_pull (reg_client *c, reg_store *s, const struct reg_ref *ref, const struct r
 
   *out = NULL;
   res->reference = reg_ref_string (ref);
+  reg_client_revive_mirrors (c);
   rc = resolve (c, s, ref, o->platform, o->cosign_key, res, &m, &resp, err);
   if (rc == 0)
     {
       res->manifest_digest = xstrdup (resp.digest);
+      res->manifest_source = xstrdup (resp.source);
       blobs = list_blobs (m, res);
       n = o->skip_dropped ? skip_dropped (s, blobs, res->nlayers + 1, &res->stats) : res->nlayers + 1;
       rc = check_space (s, blobs, n, err);
@@ -201,7 +236,7 @@ reg_pull (reg_client *c, reg_store *s, const struct reg_ref *ref, const struct r
   if (rc == 0 && o->resolved)
     o->resolved (o->resolved_payload, res);
   if (rc == 0)
-    rc = reg_blobs_fetch (c, ref, blobs, n, s, o->progress, o->payload, &res->stats, err);
+    rc = fetch_blobs (c, s, ref, blobs, n, o, res, err);
   if (rc == 0)
     rc = reg_store_record (s, res->reference, res->manifest_digest, res->index_digest, err);
   reg_manifest_resp_dispose (&resp);

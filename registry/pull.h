@@ -17,6 +17,9 @@ struct reg_pull_result
   char **layer_digests;
   int64_t *layer_sizes;
   char **layer_types;
+  char **layer_sources;  /* the host each layer came from; NULL: in the store already */
+  char *config_source;
+  char *manifest_source; /* the host that answered for the image manifest */
   int64_t total_size;    /* config + layers */
   struct reg_fetch_stats stats;
 };

@@ -1,5 +1,6 @@
 /* session.c: see session.h. */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -30,6 +31,10 @@ struct reg_host
 {
   struct reg_host *next;
   char *name; /* host[:port] */
+  char *base; /* scheme://host[:port]/API-root, e.g. https://r.example/v2: what it is known by */
+  bool mirror; /* from hosts.toml: its own credentials only, ?ns=, one attempt, a short connect */
+  bool secure; /* https with verification: credentials may go there */
+  struct curl_slist *headers; /* hosts.toml's header lines */
   reg_trust *trust;
   bool pinged;
   enum auth_scheme scheme;
@@ -70,6 +75,8 @@ host_free (struct reg_host *h)
       free (t);
     }
   free (h->name);
+  free (h->base);
+  curl_slist_free_all (h->headers);
   free (h);
 }
 
@@ -154,31 +161,105 @@ reg_session_free (reg_session *s)
   free (s);
 }
 
-int
-reg_session_host (reg_session *s, const char *api_host, reg_host **out, ef_err **err)
+/* The host known by base (made on first use with its trust: certs.d of
+ * name, --ca-file, and what ep, a hosts.toml entry or NULL, adds). */
+static int
+host_make (reg_session *s, const char *name, const char *base, const struct reg_endpoint *ep, bool mirror,
+           reg_host **out, ef_err **err)
 {
-  const char *cas[2] = { s->ca_file, NULL };
+  const char *cas[REG_HOSTS_CA_MAX + 2] = { s->ca_file };
+  size_t nca = s->ca_file ? 1 : 0;
   struct reg_host *h;
   int rc;
 
   for (h = s->hosts; h; h = h->next)
-    if (strcasecmp (h->name, api_host) == 0)
+    if (strcasecmp (h->base, base) == 0)
       {
         *out = h;
         return 0;
       }
+  for (size_t i = 0; ep && ep->ca && ep->ca[i] && nca < REG_HOSTS_CA_MAX + 1; i++)
+    cas[nca++] = ep->ca[i];
   h = xcalloc (1, sizeof *h);
-  rc = reg_trust_new (&h->trust, api_host, (const char *const *) s->certs_dirs, cas, err);
+  rc = reg_trust_new (&h->trust, name, (const char *const *) s->certs_dirs, cas, err);
   if (rc < 0)
     {
       free (h);
       return rc;
     }
-  h->name = xstrdup (api_host);
+  if (ep && ep->client && ep->client[0])
+    reg_trust_set_client (h->trust, ep->client[0], ep->client[1]);
+  if (ep && ep->skip_verify == 1)
+    reg_trust_skip_verify (h->trust);
+  for (size_t i = 0; ep && ep->headers && ep->headers[i]; i++)
+    h->headers = curl_slist_append (h->headers, ep->headers[i]);
+  h->name = xstrdup (name);
+  h->base = xstrdup (base);
+  h->mirror = mirror;
+  h->secure = strncmp (base, "https://", 8) == 0 && reg_trust_verifies (h->trust);
   h->next = s->hosts;
   s->hosts = h;
   *out = h;
   return 0;
+}
+
+int
+reg_session_host (reg_session *s, const char *api_host, reg_host **out, ef_err **err)
+{
+  cleanup_free char *base = xasprintf ("https://%s/v2", api_host);
+  return host_make (s, api_host, base, NULL, false, out, err);
+}
+
+int
+reg_session_endpoint (reg_session *s, const struct reg_endpoint *ep, const char *api_host, reg_host **out,
+                      ef_err **err)
+{
+  const char *name = ep->host ? ep->host : api_host;
+  cleanup_free char *base = xasprintf ("%s://%s%s", ep->scheme, name, ep->path);
+  return host_make (s, name, base, ep, !ep->server, out, err);
+}
+
+const char *const *
+reg_session_certs_dirs (const reg_session *s)
+{
+  return (const char *const *) s->certs_dirs;
+}
+
+const char *
+reg_host_name (const reg_host *h)
+{
+  return h->name;
+}
+
+bool
+reg_host_is_mirror (const reg_host *h)
+{
+  return h->mirror;
+}
+
+char *
+reg_host_url (const reg_host *h, const char *ns, const char *fmt, ...)
+{
+  cleanup_free char *rest = NULL, *ens = NULL;
+  va_list ap;
+
+  va_start (ap, fmt);
+  rest = xvasprintf (fmt, ap);
+  va_end (ap);
+  if (!h->mirror || ns == NULL)
+    return xasprintf ("%s%s", h->base, rest);
+  ens = curl_easy_escape (NULL, ns, 0);
+  return xasprintf ("%s%s%sns=%s", h->base, rest, strchr (rest, '?') ? "&" : "?", ens ? ens : "");
+}
+
+struct curl_slist *
+reg_host_headers (const reg_host *h, const char *first)
+{
+  struct curl_slist *l = first ? curl_slist_append (NULL, first) : NULL;
+
+  for (const struct curl_slist *i = h->headers; i; i = i->next)
+    l = curl_slist_append (l, i->data);
+  return l;
 }
 
 /* Ours for domain: --creds, then the dockauth for exactly this registry
@@ -193,7 +274,9 @@ host_creds (reg_session *s, struct reg_host *h, const char *domain, ef_err **err
   if (h->creds_loaded)
     return 0;
   h->creds_loaded = true;
-  if (s->creds.secret)
+  if (h->mirror) /* a mirror's own credentials, never the registry's */
+    domain = h->name;
+  if (s->creds.secret && !h->mirror)
     {
       h->creds.username = xstrdup (s->creds.username);
       h->creds.secret = xstrdup (s->creds.secret);
@@ -448,11 +531,12 @@ take_challenge (struct reg_host *h, CURL *e, ef_err **err)
   return rc;
 }
 
-/* GET /v2/ once per host: 200 means no auth, 401 brings the challenge. */
+/* GET /v2/ once per host: 200 means no auth, 401 brings the challenge.
+ * A mirror gets one attempt: the next host is the retry. */
 static int
 ping (reg_session *s, struct reg_host *h, ef_err **err)
 {
-  cleanup_free char *url = xasprintf ("https://%s/v2/", h->name);
+  cleanup_free char *url = xasprintf ("%s/", h->base);
   struct http_resp r;
   CURLcode res;
   int rc = 0;
@@ -464,7 +548,7 @@ ping (reg_session *s, struct reg_host *h, ef_err **err)
     {
       reg_session_prepare (s, h, s->easy, url, NULL);
       res = http_perform (s->easy, &r);
-      if (!r.too_big && http_again (s->retry, s->easy, attempt, res, r.status))
+      if (!h->mirror && !r.too_big && http_again (s->retry, s->easy, attempt, res, r.status))
         continue;
       break;
     }
@@ -492,6 +576,9 @@ reg_session_authorize (reg_session *s, reg_host *h, const char *domain, const ch
 
   if (rc < 0)
     return rc;
+  if (h->scheme != AUTH_NONE && !h->secure)
+    return ef_err_set (err, EF_AUTH, "%s asks for credentials, which go to no plain-http or unverified host",
+                       h->base);
   switch (h->scheme)
     {
     case AUTH_NONE:
@@ -518,10 +605,14 @@ reg_session_prepare (reg_session *s, reg_host *h, CURL *e, const char *url, cons
 {
   struct token *t;
 
-  http_setup (e, url, HTTP_FOLLOW);
+  http_setup (e, url, HTTP_FOLLOW | (strncmp (h->base, "http://", 7) == 0 ? HTTP_PLAIN : 0));
   http_retry_stall (s->retry, e);
   reg_trust_apply (h->trust, e);
-  if (scope == NULL)
+  if (h->headers)
+    curl_easy_setopt (e, CURLOPT_HTTPHEADER, h->headers);
+  if (h->mirror)
+    curl_easy_setopt (e, CURLOPT_CONNECTTIMEOUT_MS, (long) REG_MIRROR_CONNECT_MS);
+  if (scope == NULL || !h->secure)
     return;
   if (h->scheme == AUTH_BASIC && h->creds.secret)
     {

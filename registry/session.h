@@ -2,17 +2,25 @@
  * the trust (tls.h), the challenge its /v2/ answered, the credentials
  * that are ours for it, and the tokens its realm issued, per scope.
  * Credentials go to the registry host, and to its token realm when the
- * realm passes auth_realm_check; nowhere else. */
+ * realm passes auth_realm_check; nowhere else.  A mirror of hosts.toml is
+ * a host of its own: it gets only credentials that name it, and none at
+ * all over plain http or skip_verify. */
 #ifndef EF_SESSION_H
 #define EF_SESSION_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <curl/curl.h>
 
 #include "../common/err.h"
 #include "auth.h"
+#include "hosts.h"
 #include "http.h"
+
+/* How long a mirror may take to accept a connection before the next host is tried. */
+#define REG_MIRROR_CONNECT_MS 1000
+#define REG_HOSTS_CA_MAX 8
 
 /* Credentials for one registry host (from a Horizon service's dockauths). */
 struct reg_host_creds
@@ -44,6 +52,20 @@ void reg_session_free (reg_session *s);
 
 /* The host api_host ("host[:port]"), created on first use with its trust. */
 int reg_session_host (reg_session *s, const char *api_host, reg_host **out, ef_err **err);
+/* The host of a hosts.toml entry of the registry at api_host (the
+ * entry's server with no host is the registry itself). */
+int reg_session_endpoint (reg_session *s, const struct reg_endpoint *ep, const char *api_host, reg_host **out,
+                          ef_err **err);
+const char *const *reg_session_certs_dirs (const reg_session *s);
+const char *reg_host_name (const reg_host *h);
+bool reg_host_is_mirror (const reg_host *h);
+/* The URL of h's API root followed by fmt ("/edge/app/blobs/sha256:..."),
+ * with ?ns=NS for a mirror (containerd's way of naming the registry);
+ * caller frees. */
+char *reg_host_url (const reg_host *h, const char *ns, const char *fmt, ...) __attribute__ ((format (printf, 3, 4)));
+/* A new header list: first (or nothing), then hosts.toml's headers of h;
+ * for a request that sets its own.  Caller frees it. */
+struct curl_slist *reg_host_headers (const reg_host *h, const char *first);
 /* Be ready to authorize requests for scope on h: /v2/ asked once for its
  * challenge, then credentials or a token for scope. */
 int reg_session_authorize (reg_session *s, reg_host *h, const char *domain, const char *scope, ef_err **err);

@@ -20,6 +20,7 @@ struct reg_trust
 {
   X509_STORE *store;
   char *cert, *key; /* client certificate, or NULL */
+  bool no_verify;   /* hosts.toml's skip_verify = true */
 };
 
 /* Add every certificate of a PEM file; returns how many, -1 when unreadable. */
@@ -135,6 +136,27 @@ reg_trust_free (reg_trust *t)
   free (t);
 }
 
+void
+reg_trust_set_client (reg_trust *t, const char *cert, const char *key)
+{
+  free (t->cert);
+  free (t->key);
+  t->cert = xstrdup (cert);
+  t->key = xstrdup (key && *key ? key : cert);
+}
+
+void
+reg_trust_skip_verify (reg_trust *t)
+{
+  t->no_verify = true;
+}
+
+bool
+reg_trust_verifies (const reg_trust *t)
+{
+  return !t->no_verify;
+}
+
 static CURLcode
 ssl_ctx_cb (CURL *e, void *sslctx, void *userdata)
 {
@@ -153,6 +175,11 @@ reg_trust_apply (const reg_trust *t, CURL *e)
   curl_easy_setopt (e, CURLOPT_CA_CACHE_TIMEOUT, 0L);
   curl_easy_setopt (e, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
   curl_easy_setopt (e, CURLOPT_SSL_CTX_DATA, (void *) t);
+  if (t->no_verify)
+    {
+      curl_easy_setopt (e, CURLOPT_SSL_VERIFYPEER, 0L);
+      curl_easy_setopt (e, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
   if (t->cert)
     {
       curl_easy_setopt (e, CURLOPT_SSLCERT, t->cert);

@@ -2,9 +2,12 @@
  * them, plus per-host CAs from a certs dir (docker's layout) and extra CA
  * files, plus a client certificate from the certs dir.  Built once per
  * host and shared by all its connections, so the system bundle is parsed
- * once, not once per connection.  Verification is never turned off. */
+ * once, not once per connection.  Verification is turned off only where
+ * an operator wrote skip_verify = true for a mirror in hosts.toml. */
 #ifndef EF_TLS_H
 #define EF_TLS_H
+
+#include <stdbool.h>
 
 #include <curl/curl.h>
 
@@ -19,6 +22,11 @@ typedef struct reg_trust reg_trust;
 int reg_trust_new (reg_trust **out, const char *host, const char *const *certs_dirs, const char *const *ca_files,
                    ef_err **err);
 void reg_trust_free (reg_trust *t);
+/* Use this client pair instead of certs.d's (key "" or NULL: the cert file holds it). */
+void reg_trust_set_client (reg_trust *t, const char *cert, const char *key);
+/* Verify no certificate: only an operator's explicit skip_verify in hosts.toml. */
+void reg_trust_skip_verify (reg_trust *t);
+bool reg_trust_verifies (const reg_trust *t);
 /* Make e's TLS use t (and nothing else); t must outlive e's transfers. */
 void reg_trust_apply (const reg_trust *t, CURL *e);
 

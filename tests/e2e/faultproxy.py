@@ -13,10 +13,13 @@ change it while a pull runs:
   status429      answer this many blob requests with 429 ...
   retry_after    ... and this Retry-After (seconds)
   redirect_blobs answer blob requests with 307 to this base URL (another host)
+  corrupt        flip the first byte of every blob body (a lying mirror)
 
 It writes counters to --stats (JSON): blob body bytes sent, blob requests,
-requests that carried Range, 429s sent, cuts made, redirects, and requests
-that came with an Authorization header (client_auth).
+requests that carried Range, 429s sent, cuts made, redirects, requests
+that came with an Authorization header (client_auth), with containerd's
+?ns= (ns_queries) or an X-Edge-Site header, manifests asked by tag and by
+digest, and blobs corrupted.
 """
 import argparse
 import base64
@@ -72,6 +75,12 @@ class Handler(BaseHTTPRequestHandler):
                 self.bump("range_requests")
         if self.headers.get("Authorization"):
             self.bump("client_auth")
+        if "ns=" in self.path.partition("?")[2]:
+            self.bump("ns_queries")
+        if self.headers.get("X-Edge-Site"):
+            self.bump("site_header")
+        if "/manifests/" in self.path:
+            self.bump("manifest_by_digest" if "/manifests/sha256:" in self.path else "manifest_by_tag")
         if blob and ctl.get("redirect_blobs"):
             # as a registry with a storage redirect answers: 307 to another host
             self.bump("redirects")
@@ -123,6 +132,7 @@ class Handler(BaseHTTPRequestHandler):
         cutting = (blob and 0 < cut < length and r.status in (200, 206)
                    and self.take("cut", int(ctl.get("cut_count", 0))))
         sent, start = 0, time.monotonic()
+        self.corrupt = blob and bool(ctl.get("corrupt")) and r.status in (200, 206)
         try:
             self.stream(r, up, blob, rate, cut, cutting, sent, start)
         finally:
@@ -133,6 +143,9 @@ class Handler(BaseHTTPRequestHandler):
             chunk = r.read(16384 if not rate else max(1024, min(16384, int(rate / 20))))
             if not chunk:
                 break
+            if self.corrupt:
+                chunk, self.corrupt = bytes([chunk[0] ^ 0xFF]) + chunk[1:], False
+                self.bump("corrupted")
             if cutting and sent + len(chunk) > cut:
                 chunk = chunk[: cut - sent]
                 self.wfile.write(chunk)

@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Mirrors from containerd's hosts.toml: a real distribution pull-through
+# cache in front of the token-auth registry, reached through our proxy
+# (which counts what the mirror is sent and can make it lie), and the
+# rate cap on the whole pull.
+set -u
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/testlib.sh"
+
+export EDGEFETCH_RETRY_BASE_MS=100
+setup_pki alice s3cret
+CR=alice:s3cret
+M=$TOP/tests/e2e/mkimage.py
+python3 "$M" image "$T/tiny" --tag 1.0 --busybox >/dev/null
+python3 "$M" image "$T/mid" --tag 1.0 --note mirror-mid --random-mb 2 --random-mb 2 --random-mb 2 >/dev/null
+python3 "$M" image "$T/mid2" --tag 1.0 --note mirror-mid2 --random-mb 2 --random-mb 2 >/dev/null
+python3 "$M" image "$T/rate" --tag 1.0 --note rate --random-mb 8 --random-mb 8 --random-mb 8 >/dev/null
+PT=$(free_port) PR=$(free_port) PC=$(free_port) PP=$(free_port)
+start_token_server "$PT" || setup_failed token server
+start_registry origin "$PR" "token:$PT" || setup_failed registry
+R=127.0.0.1:$PR
+for i in tiny mid mid2 rate; do push "$T/$i:1.0" "$R/edge/$i:1.0" --dest-creds "$CR" || setup_failed push $i; done
+
+# the pull-through cache: anonymous to its clients, alice to the origin
+mkdir -p "$T/cache/data"
+cat >"$T/cache/config.yml" <<EOF
+version: 0.1
+log: {level: error, accesslog: {disabled: true}}
+storage: {filesystem: {rootdirectory: $T/cache/data}}
+http: {addr: 127.0.0.1:$PC, tls: {certificate: $T/ca/server.crt, key: $T/ca/server.key}}
+proxy: {remoteurl: https://$R, username: alice, password: s3cret}
+EOF
+SSL_CERT_FILE=$T/ca/ca.crt docker-registry serve "$T/cache/config.yml" >"$T/cache/log" 2>&1 &
+PIDS+=($!)
+wait_port "$PC" || setup_failed cache
+echo '{}' >"$T/control"
+start_proxy() {
+	"$PY" "$TOP/tests/e2e/faultproxy.py" --port "$PP" --upstream "127.0.0.1:$PC" --cert "$T/ca/server.crt" \
+		--key "$T/ca/server.key" --ca "$T/ca/ca.crt" --control "$T/control" --stats "$T/stats" >>"$T/proxy.log" 2>&1 &
+	PROXY_PID=$!
+	PIDS+=($!)
+	wait_port "$PP"
+}
+start_proxy || setup_failed proxy
+MIRROR=127.0.0.1:$PP
+ctl() { echo "$1" >"$T/control"; }
+# the proxy's counters since the last reset_stats
+stat_of() {
+	local now base
+	now=$(jq -r --arg k "$1" '.[$k] // 0' "$T/stats" 2>/dev/null || echo 0)
+	base=$(jq -r --arg k "$1" '.[$k] // 0' "$T/stats.base" 2>/dev/null || echo 0)
+	echo $((now - base))
+}
+reset_stats() { if [ -e "$T/stats" ]; then cp "$T/stats" "$T/stats.base"; else echo '{}' >"$T/stats.base"; fi; }
+store_ok() { (cd "$1/blobs/sha256" 2>/dev/null || exit 0; for f in *; do [ -e "$f" ] || continue; [ "$(sha256sum <"$f" | cut -c1-64)" = "$f" ] || exit 1; done); }
+
+# certs dirs in docker's layout: the origin's and the token server's CA
+# beside hosts.toml; the mirror's CA only through hosts.toml's `ca`.
+certs() { # certs DIR: a certs dir without hosts.toml
+	mkdir -p "$1/$R" "$1/localhost:$PT"
+	cp "$T/ca/ca.crt" "$1/$R/ca.crt"
+	cp "$T/ca/ca.crt" "$1/localhost:$PT/ca.crt"
+}
+certs "$T/plain"
+certs "$T/m"
+cp "$T/ca/ca.crt" "$T/m/$R/mirror-ca.pem"
+hosts() { # hosts CAPS: the mirror, then the origin
+	cat >"$T/m/$R/hosts.toml" <<EOF
+# the site's cache first, the registry last
+server = "https://$R"
+
+[host."https://$MIRROR"]
+  capabilities = [$1]
+  ca = "mirror-ca.pem"
+[host."https://$MIRROR".header]
+  X-Edge-Site = "test-site"
+EOF
+}
+hosts '"pull", "resolve"'
+efm() { "$EF" pull --quiet --certs-dir "$T/m" --creds "$CR" "$@"; }
+efo() { "$EF" pull --quiet --certs-dir "$T/plain" --creds "$CR" "$@"; }
+ms() { date +%s%3N; }
+
+# ---- through the mirror ----
+reset_stats
+run 0 "hosts.toml mirror: pull through a distribution pull-through cache" efm --store "$T/s1" --json "$R/edge/mid:1.0"
+check "mirror: every layer came from the mirror" [ "$(jq -r '[.layers[].source] | unique | join(",")' "$T/out")" = "$MIRROR" ]
+check "mirror: the tag resolved on the mirror (resolve capability)" [ "$(jq -r .manifest_source "$T/out")" = "$MIRROR" ]
+check "mirror: the mirror served the blobs" [ "$(stat_of blob_requests)" -ge 4 ]
+check "mirror: the mirror never saw origin credentials" [ "$(stat_of client_auth)" = 0 ]
+check "mirror: requests to the mirror carry ?ns=$R" [ "$(stat_of ns_queries)" -ge 4 ]
+check "mirror: hosts.toml's header went to the mirror" [ "$(stat_of site_header)" -ge 4 ]
+MID_DIGEST=$(jq -r .manifest_digest "$T/out")
+run 0 "mirror: the same image straight from the origin" efo --store "$T/s1o" --json "$R/edge/mid:1.0"
+check "mirror: same manifest digest as the origin's" [ "$(jq -r .manifest_digest "$T/out")" = "$MID_DIGEST" ]
+check "mirror: the store verifies" store_ok "$T/s1"
+
+# ---- pull-only mirror: tags resolve on the origin, digests may come from the mirror ----
+hosts '"pull"'
+reset_stats
+run 0 "pull-only mirror: pull by tag" efm --store "$T/s2" --json "$R/edge/tiny:1.0"
+check "pull-only mirror: the tag resolved on the origin" [ "$(jq -r .manifest_source "$T/out")" = "$R" ]
+check "pull-only mirror: no tag was asked of the mirror" [ "$(stat_of manifest_by_tag)" = 0 ]
+check "pull-only mirror: the layers came from the mirror" [ "$(jq -r '.layers[0].source' "$T/out")" = "$MIRROR" ]
+TINY=$(jq -r .manifest_digest "$T/out")
+reset_stats
+run 0 "pull-only mirror: pull by digest" efm --store "$T/s2b" --json "$R/edge/tiny@$TINY"
+check "pull-only mirror: the pinned manifest came from the mirror" [ "$(jq -r .manifest_source "$T/out")" = "$MIRROR" ]
+hosts '"pull", "resolve"'
+
+# ---- the mirror stopped: the origin within 2 s of a mirror-less pull ----
+kill "$PROXY_PID"
+wait "$PROXY_PID" 2>/dev/null
+t0=$(ms)
+run 0 "mirror stopped: the pull falls back to the origin" efm --store "$T/s3" --json "$R/edge/mid2:1.0"
+t1=$(ms)
+check "mirror stopped: every layer came from the origin" [ "$(jq -r '[.layers[].source] | unique | join(",")' "$T/out")" = "$R" ]
+run 0 "mirror stopped: the same pull without hosts.toml" efo --store "$T/s3o" "$R/edge/mid2:1.0"
+t2=$(ms)
+check "mirror stopped: fell back within 2 s of a mirror-less pull ($((t1 - t0)) ms vs $((t2 - t1)) ms)" \
+	[ $((t1 - t0)) -le $((t2 - t1 + 2000)) ]
+start_proxy || setup_failed proxy again
+rm -f "$T/stats" "$T/stats.base" # a new proxy counts from 0
+
+# ---- a lying mirror ----
+reset_stats
+ctl '{"corrupt": true}'
+run 0 "lying mirror: the pull still succeeds" efm --store "$T/s4" --json "$R/edge/mid2:1.0"
+check "lying mirror: the mirror's bytes were corrupted ($(stat_of corrupted) blobs)" [ "$(stat_of corrupted)" -ge 1 ]
+check "lying mirror: every layer came from the origin in the end" \
+	[ "$(jq -r '[.layers[].source] | unique | join(",")' "$T/out")" = "$R" ]
+check "lying mirror: no wrong byte kept in the store" store_ok "$T/s4"
+check "lying mirror: nothing partial kept" [ -z "$(ls "$T/s4/ingest" 2>/dev/null)" ]
+check "lying mirror: skipped for the rest of the pull (asked $(stat_of blob_requests) times, lied $(stat_of corrupted))" \
+	[ "$(stat_of blob_requests)" = "$(stat_of corrupted)" ]
+ctl '{}'
+
+# ---- hosts.toml mistakes are usage errors with a line number ----
+mkdir -p "$T/bad/$R"
+printf 'server = "https://%s"\n[host."https://%s"]\n  dial_timeout = "1s"\n' "$R" "$MIRROR" >"$T/bad/$R/hosts.toml"
+run 2 "hosts.toml with an unknown key -> exit 2" "$EF" pull --quiet --certs-dir "$T/bad" --creds "$CR" --store "$T/s5" "$R/edge/tiny:1.0"
+check "hosts.toml error names the file and line" grep -q "hosts.toml line 3: unknown key 'dial_timeout'" "$T/err"
+
+# ---- a mirror over plain http never gets credentials ----
+mkdir -p "$T/h/$R"
+cp -r "$T/plain/." "$T/h/"
+printf '[host."http://127.0.0.1:%s"]\n  capabilities = ["pull", "resolve"]\n' "$PC" >"$T/h/$R/hosts.toml"
+run 0 "plain-http mirror URL (a TLS port): falls over to the origin" "$EF" pull --quiet --certs-dir "$T/h" --creds "$CR" --store "$T/s6" --json "$R/edge/tiny:1.0"
+check "plain-http mirror: the layer came from the origin" [ "$(jq -r '.layers[0].source' "$T/out")" = "$R" ]
+
+# ---- the rate cap: the whole pull, all transfers together ----
+RATE_SIZE=$(skopeo inspect --raw --creds "$CR" --cert-dir "$T/skcerts" "docker://$R/edge/rate:1.0" | jq '[.config.size] + [.layers[].size] | add')
+for jobs in 1 3; do
+	t0=$(ms)
+	run 0 "--limit-rate 4M --jobs $jobs: pull of a 24 MiB image" efo --store "$T/r$jobs" --jobs "$jobs" --limit-rate 4M "$R/edge/rate:1.0"
+	t1=$(ms)
+	want=$((RATE_SIZE * 1000 / 4194304))
+	check "--limit-rate 4M --jobs $jobs: $((t1 - t0)) ms, want $want ms +- 15 %" \
+		[ $(((t1 - t0) * 100)) -ge $((want * 85)) -a $(((t1 - t0) * 100)) -le $((want * 115)) ]
+done
+EDGEFETCH_LIMIT_RATE=nope run 2 "EDGEFETCH_LIMIT_RATE=nope -> exit 2" efo --store "$T/r0" "$R/edge/rate:1.0"
+check "a bad rate is named" grep -q "rate 'nope'" "$T/err"
+
+finish
