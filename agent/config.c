@@ -8,6 +8,7 @@
 #include "../common/paths.h"
 #include "../common/text.h"
 #include "../common/util.h"
+#include "../registry/rate.h"
 #include "config.h"
 
 #define CONFIG_MAX (256 * 1024)
@@ -229,6 +230,14 @@ agent_config_load (struct agent_config *c, const char *file, ef_err **err)
     rc = seconds (kv, "EDGEFETCH_CHANGE_RETENTION", 14400, &c->change_retention, err);
   if (rc == 0)
     rc = seconds (kv, "EDGEFETCH_EXCHANGE_TIMEOUT", 30, &c->exchange_timeout, err);
+  if (rc == 0 && (v = lookup (kv, "EDGEFETCH_LIMIT_RATE")) != NULL && *v)
+    {
+      rc = reg_rate_parse (v, &c->limit_rate, err);
+      if (rc < 0)
+        ef_err_wrap (err, "EDGEFETCH_LIMIT_RATE");
+    }
+  if (rc == 0 && (v = lookup (kv, "EDGEFETCH_FETCH_WINDOW")) != NULL)
+    rc = agent_window_parse (&c->window, v, err);
   if (rc < 0)
     goto out;
   if (c->poll_max < c->poll_min)

@@ -3,8 +3,10 @@
 #define EF_CONFIG_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "../common/err.h"
+#include "window.h"
 
 struct agent_config
 {
@@ -27,6 +29,8 @@ struct agent_config
   long poll_min, poll_max;      /* seconds */
   long change_retention;        /* seconds the exchange keeps change records */
   long exchange_timeout;        /* seconds for one exchange request (anax: 30) */
+  int64_t limit_rate;           /* EDGEFETCH_LIMIT_RATE, bytes/s for each pull; 0: none */
+  struct agent_window window;   /* EDGEFETCH_FETCH_WINDOW; n == 0: always */
 };
 
 /* Read FILE (KEY=value lines, # comments, optional quotes, `export`

@@ -144,6 +144,22 @@ pattern_moved (struct sync_ctx *s)
   return moved;
 }
 
+/* While services wait for the download window: true once it is open;
+ * until then no idle lasts past its opening. */
+static bool
+window_opened (const struct agent_config *cfg, const struct sync_ctx *s, int64_t *interval)
+{
+  time_t now = time (NULL), next;
+
+  if (!s->waiting)
+    return false;
+  if (agent_window_open (&cfg->window, now, &next))
+    return true;
+  if (next > now && (next - now) * 1000 + 1000 < *interval)
+    *interval = (next - now) * 1000 + 1000;
+  return false;
+}
+
 int
 agent_daemon (struct agent_config *cfg, const char *config_file, struct sync_ctx *s)
 {
@@ -183,7 +199,7 @@ agent_daemon (struct agent_config *cfg, const char *config_file, struct sync_ctx
           interval = interval * 2 > cfg->poll_max * 1000 ? cfg->poll_max * 1000 : interval * 2;
           continue;
         }
-      need_sync = need_sync || retry_failed || pattern_moved (s);
+      need_sync = need_sync || retry_failed || pattern_moved (s) || window_opened (cfg, s, &interval);
       if (need_sync)
         interval = cfg->poll_min * 1000;
       else
@@ -191,6 +207,7 @@ agent_daemon (struct agent_config *cfg, const char *config_file, struct sync_ctx
           interval += cfg->poll_min * 1000;
           if (interval > cfg->poll_max * 1000)
             interval = cfg->poll_max * 1000;
+          window_opened (cfg, s, &interval);
           agent_state_save (cfg->store, s->state, NULL);
         }
     }

@@ -91,6 +91,27 @@ print_disk_use (const char *store, json_t *st)
           (double) images / (1 << 20));
 }
 
+/* "from HOST (N blobs), ...": the registry or the mirrors they came from. */
+static void
+print_sources (json_t *src)
+{
+  const char *host;
+  json_t *n;
+  bool first = true;
+
+  if (json_object_size (src) == 0)
+    return;
+  printf ("    from  ");
+  json_object_foreach (src, host, n)
+  {
+    cleanup_free char *h = ef_escape (host, 256);
+    printf ("%s%s (%lld blob%s)", first ? "" : ", ", h, (long long) json_integer_value (n),
+            json_integer_value (n) == 1 ? "" : "s");
+    first = false;
+  }
+  putchar ('\n');
+}
+
 int
 cmd_status (int argc, char **argv)
 {
@@ -154,6 +175,9 @@ cmd_status (int argc, char **argv)
     if (json_is_true (json_object_get (svc, "ok")))
       printf ("service %s %s: ok%s%s\n", str (svc, "id", "?"), str (svc, "version", ""),
               str (svc, "verified_with", NULL) ? ", verified with " : "", str (svc, "verified_with", ""));
+    else if (str (svc, "waits_until", NULL))
+      printf ("service %s %s: verified, WAITING for the download window until %s (%s)\n", str (svc, "id", "?"),
+              str (svc, "version", ""), str (svc, "waits_until", "?"), str (svc, "error", ""));
     else
       printf ("service %s %s: FAILED (exit %lld): %s\n", str (svc, "id", "?"), str (svc, "version", ""),
               (long long) json_integer_value (json_object_get (svc, "code")), str (svc, "error", "?"));
@@ -165,6 +189,7 @@ cmd_status (int argc, char **argv)
       const char *name = json_string_value (json_object_get (h, "name"));
       const char *pinned = json_string_value (json_object_get (h, "pinned"));
       bool both = name && pinned && strcmp (name, pinned) != 0;
+      print_sources (json_object_get (img, "blob_sources"));
       if (h)
         printf ("    in %s as %s%s%s\n", str (h, "runtime", "?"), str (h, "name", "?"), both ? ", " : "",
                 both ? str (h, "pinned", "") : "");

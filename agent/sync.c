@@ -1,5 +1,6 @@
 /* sync.c: see sync.h. */
 #include <string.h>
+#include <time.h>
 
 #include "../common/paths.h"
 #include "../common/text.h"
@@ -59,16 +60,39 @@ platform_for (const char *arch, struct reg_platform *p)
     *p = host;
 }
 
+/* The hosts the image's blobs came from, with how many each: the
+ * registry, or mirrors of its hosts.toml. */
+static json_t *
+sources_of (const struct reg_pull_result *res)
+{
+  json_t *src = json_object ();
+
+  for (size_t i = 0; i <= res->nlayers; i++)
+    {
+      const char *h = i < res->nlayers ? (res->layer_sources ? res->layer_sources[i] : NULL) : res->config_source;
+      if (h)
+        json_object_set_new (src, h, json_integer (json_integer_value (json_object_get (src, h)) + 1));
+    }
+  return src;
+}
+
 static json_t *
 image_entry (const char *r, const struct delivery *d, const struct runtime_spec *rt)
 {
   const struct reg_pull_result *res = d->res;
-  json_t *img = json_pack ("{s:s, s:s, s:s, s:I, s:I}", "reference", r, "manifest_digest", res->manifest_digest,
-                           "config_digest", res->config_digest, "bytes_fetched",
-                           (json_int_t) res->stats.bytes_fetched, "size", (json_int_t) res->total_size);
+  json_t *img = json_pack ("{s:s, s:s, s:s, s:I, s:I, s:o}", "reference", r, "manifest_digest",
+                           res->manifest_digest, "config_digest", res->config_digest, "bytes_fetched",
+                           (json_int_t) res->stats.bytes_fetched, "size", (json_int_t) res->total_size,
+                           "blob_sources", sources_of (res));
   if (rt)
     json_object_set_new (img, "handoff", runtime_result_json (rt, &d->handoff, res->config_digest));
   return img;
+}
+
+static bool
+window_open_now (void *ud)
+{
+  return agent_window_open (ud, time (NULL), NULL);
 }
 
 /* Every image of the service, with the service's own dockauths. */
@@ -99,6 +123,12 @@ fetch_service (struct sync_ctx *s, const struct hzn_service *v, char **refs, jso
   o.session.auth_file = s->cfg->auth_file;
   o.session.certs_dirs = s->cfg->certs_dir ? dirs : defaults;
   o.cancel = s->cancel;
+  o.limit_rate = s->cfg->limit_rate;
+  if (s->cfg->window.n)
+    {
+      o.may_fetch = window_open_now;
+      o.may_fetch_ud = (void *) &s->cfg->window;
+    }
   if (rc == 0)
     rc = reg_client_new (&client, &o, err);
   if (rc == 0 && s->cfg->runtime && (rc = runtime_parse (&rt, s->cfg->runtime, err)) == 0)
@@ -124,6 +154,22 @@ fetch_service (struct sync_ctx *s, const struct hzn_service *v, char **refs, jso
   return rc;
 }
 
+/* Outside the download window: the entry says until when it waits. */
+static bool
+waiting (struct sync_ctx *s, json_t *entry)
+{
+  time_t next;
+  char hhmm[16];
+
+  if (agent_window_open (&s->cfg->window, time (NULL), &next))
+    return false;
+  agent_window_hhmm (next, hhmm);
+  json_object_set_new (entry, "waits_until", json_string (hhmm));
+  json_object_set_new (entry, "waits_until_epoch", json_integer ((json_int_t) next));
+  s->waiting = true;
+  return true;
+}
+
 /* One service: its state entry says how it went. */
 static json_t *
 sync_service (struct sync_ctx *s, const struct hzn_service *v, const char *stamp, ef_err **err)
@@ -141,6 +187,16 @@ sync_service (struct sync_ctx *s, const struct hzn_service *v, const char *stamp
   if (rc == 0 && refs)
     rc = fetch_service (s, v, refs, json_object_get (entry, "images"), err);
   ef_strv_free (refs);
+  if (rc == -EF_NET && !(s->cancel && *s->cancel) && waiting (s, entry))
+    {
+      /* verified, and waiting for the window: not a failure */
+      json_object_set_new (entry, "ok", json_false ());
+      json_object_set_new (entry, "code", json_integer (0));
+      json_object_set_new (entry, "error", json_string (ef_err_msg (err ? *err : NULL)));
+      json_object_set_new (entry, "last_attempt", json_string (stamp));
+      ef_err_clear (err);
+      return entry;
+    }
   json_object_set_new (entry, "ok", json_boolean (rc == 0));
   json_object_set_new (entry, "code", json_integer (rc == 0 ? 0 : -rc));
   json_object_set_new (entry, "error", rc == 0 ? json_null () : json_string (ef_err_msg (err ? *err : NULL)));
@@ -190,6 +246,7 @@ agent_sync (struct sync_ctx *s, ef_err **err)
   json_object_set_new (s->state, "pattern", plan.pattern ? json_string (plan.pattern) : json_null ());
   json_object_set_new (s->state, "pattern_last_updated",
                        plan.pattern_last_updated ? json_string (plan.pattern_last_updated) : json_null ());
+  s->waiting = false;
   for (size_t i = 0; i < plan.nbad; i++)
     note_failure (&first, err, plan.bad[i].name, plan.bad[i].code, plan.bad[i].error);
   services = json_array ();
@@ -202,7 +259,7 @@ agent_sync (struct sync_ctx *s, ef_err **err)
       json_array_append_new (services, entry);
     }
   json_object_set_new (s->state, "services", services);
-  agent_reconcile (s->cfg, s->store, s->state, services, first == 0);
+  agent_reconcile (s->cfg, s->store, s->state, services, first == 0 && !s->waiting);
   exchange_state (s->state, true, NULL, stamp);
   json_object_set_new (s->state, "last_sync", json_string (stamp));
   json_object_set_new (s->state, "last_sync_result", json_integer (first));

@@ -21,6 +21,7 @@ struct sync_ctx
   json_t *state; /* kept in memory, saved after each sync */
   const volatile sig_atomic_t *cancel;
   reg_progress_fn progress; /* called while blobs flow (the watchdog) */
+  bool waiting;             /* out: some service waits for the download window */
 };
 
 /* One failing service does not stop the others.  Returns 0, or the exit

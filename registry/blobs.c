@@ -88,6 +88,15 @@ job_done (struct job *j)
   blob_report (j->x, false);
 }
 
+/* Outside the client's download window no transfer runs: those under way
+ * stop with their bytes kept, to resume in the next window. */
+static bool
+window_closed (const struct xfer *x)
+{
+  const struct reg_client_opts *o = reg_client_opts (x->c);
+  return o->may_fetch && !o->may_fetch (o->may_fetch_ud);
+}
+
 /* Start what may start now; *wait is how long until the next may. */
 static int
 start_ready (struct xfer *x, int64_t *wait, ef_err **err)
@@ -109,6 +118,8 @@ start_ready (struct xfer *x, int64_t *wait, ef_err **err)
             *wait = j->not_before - now;
           continue;
         }
+      if (j->ing == NULL && !reg_store_has (x->s, j->d->digest, j->d->size) && window_closed (x))
+        return ef_err_set (err, EF_NET, "outside the download window: %zu blobs wait", x->remaining);
       rc = blob_job_prepare (j, &p, err);
       if (rc < 0)
         return rc;
@@ -173,15 +184,6 @@ share_rate (struct xfer *x)
   for (size_t i = 0; x->rate && n > 0 && i < x->n; i++)
     if (x->jobs[i].state == JOB_RUNNING)
       curl_easy_setopt (x->jobs[i].e, CURLOPT_MAX_RECV_SPEED_LARGE, (curl_off_t) (x->rate / n));
-}
-
-/* Outside the client's download window no transfer runs: those under way
- * stop with their bytes kept, to resume in the next window. */
-static bool
-window_closed (const struct xfer *x)
-{
-  const struct reg_client_opts *o = reg_client_opts (x->c);
-  return o->may_fetch && !o->may_fetch (o->may_fetch_ud);
 }
 
 int

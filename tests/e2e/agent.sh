@@ -13,7 +13,7 @@ M=$TOP/tests/e2e/mkimage.py
 for n in web db bad v2 v3; do python3 "$M" image "$T/img-$n" --tag 1.0 --busybox --note "$n" >/dev/null; done
 python3 "$M" image "$T/img-slow" --tag 1.0 --note slow --random-mb 12 --random-mb 12 >/dev/null
 PR=$(free_port) PP=$(free_port)
-start_registry reg "$PR" htpasswd || setup_failed registry
+REG_ACCESSLOG_OFF=false start_registry reg "$PR" htpasswd || setup_failed registry
 R=127.0.0.1:$PR
 for n in web db bad v2 v3 slow; do push "$T/img-$n:1.0" "$R/edge/$n:1.0" --dest-creds "$CR"; done
 start_exchange_sim || setup_failed exchange simulator
@@ -215,6 +215,49 @@ check "SIGTERM mid-pull: partial blobs kept" partial
 echo '{}' >"$T/control"
 run 0 "the next start completes" "$EF" agent --config "$T/e.conf" --once
 check "the next start resumed instead of starting over" \
+	[ "$(state '.services[0].images[0].bytes_fetched')" -lt "$(state '.services[0].images[0].size')" ]
+
+# ---- download windows: outside one the agent verifies and waits; inside it fetches ----
+hhmm() { printf '%02d:%02d' $(((($1 % 1440) + 1440) % 1440 / 60)) $(((($1 % 1440) + 1440) % 60)); }
+now=$((10#$(date +%H) * 60 + 10#$(date +%M)))
+OUT="$(hhmm $((now + 120)))-$(hhmm $((now + 180)))"
+IN="$(hhmm $((now - 60)))-$(hhmm $((now + 60)))"
+blob_gets() { grep -c '"GET /v2/[^ ]*/blobs/' "$T/reg/log"; }
+S=$T/store6
+conf "$T/w.conf" "$S" "EDGEFETCH_FETCH_WINDOW=$OUT"
+before=$(blob_gets)
+run 0 "window $OUT, now outside it: agent --once exits 0" "$EF" agent --config "$T/w.conf" --once
+check "outside the window: the registry's access log shows no blob request ($before -> $(blob_gets))" [ "$(blob_gets)" = "$before" ]
+check "outside the window: nothing in the store's blobs but manifests" [ -z "$(ls "$S/ingest" 2>/dev/null)" ]
+check "outside the window: the deployments were verified all the same" [ "$(state '[.services[].verified_with] | map(select(. != null)) | length')" = 2 ]
+check "outside the window: the state says until when it waits" [ "$(state '[.services[].waits_until] | unique | join(",")')" = "${OUT%-*}" ]
+run 0 "outside the window: status" "$EF" status --config "$T/w.conf"
+check "status says what waits and until when" grep -q "WAITING for the download window until ${OUT%-*}" "$T/out"
+conf "$T/w.conf" "$S" "EDGEFETCH_FETCH_WINDOW=$IN"
+run 0 "window $IN, now inside it: agent --once fetches" "$EF" agent --config "$T/w.conf" --once
+check "inside the window: blob requests in the access log" [ "$(blob_gets)" -gt "$before" ]
+check "inside the window: the images are in the store" has_blob "$(digest_of db)"
+check "inside the window: status names the registry the blobs came from" \
+	bash -c '"$1" status --config "$2" | grep -q "from  $3 ("' _ "$EF" "$T/w.conf" "$R"
+conf "$T/w.conf" "$S" "EDGEFETCH_FETCH_WINDOW=25:00-01:00"
+run 2 "EDGEFETCH_FETCH_WINDOW=25:00-01:00 -> exit 2" "$EF" agent --config "$T/w.conf" --once
+check "a bad window is named" grep -q "EDGEFETCH_FETCH_WINDOW '25:00-01:00'" "$T/err"
+
+# ---- a transfer running when the window ends stops with its bytes kept, and resumes in the next ----
+# (the agent's clock is set by libfaketime to 3 s before the window ends)
+S=$T/store7
+echo '{"rate": 2000000}' >"$T/control"
+conf "$T/w2.conf" "$S" "EDGEFETCH_FETCH_WINDOW=00:00-02:00"
+sed -i 's/node1/node3/g; s/nodetok/tok3/' "$T/w2.conf"
+ASAN_OPTIONS=${ASAN_OPTIONS:-}:verify_asan_link_order=0 TZ=UTC run 0 "window ends mid-transfer: agent --once exits 0" \
+	faketime -f "@$(date -d tomorrow +%F) 01:59:57" "$EF" agent --config "$T/w2.conf" --once
+check "window ends mid-transfer: partial blobs kept" partial
+check "window ends mid-transfer: the state waits until the next window" [ "$(state '.services[0].waits_until')" = 00:00 ]
+echo '{}' >"$T/control"
+conf "$T/w2.conf" "$S" "EDGEFETCH_FETCH_WINDOW=$IN"
+sed -i 's/node1/node3/g; s/nodetok/tok3/' "$T/w2.conf"
+run 0 "in the next window the pull completes" "$EF" agent --config "$T/w2.conf" --once
+check "in the next window it resumed from the bytes kept" \
 	[ "$(state '.services[0].images[0].bytes_fetched')" -lt "$(state '.services[0].images[0].size')" ]
 
 finish

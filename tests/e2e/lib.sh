@@ -60,12 +60,13 @@ make_client_cert() {
 # start_registry NAME PORT AUTH [EXTRA]: AUTH is "htpasswd", "token:REALM_PORT" (realm on localhost),
 # "tokenip:REALM_PORT" (realm on 127.0.0.1, the registry's own address) or "none";
 # EXTRA is "clientcas" (require client certificates) or more YAML.
+# REG_ACCESSLOG_OFF=false: the access log goes to $T/NAME/log.
 start_registry() {
 	local name=$1 port=$2 auth=$3 extra=${4:-} d=$T/$1
 	mkdir -p "$d/data"
 	{
 		echo "version: 0.1"
-		echo "log: {level: error, accesslog: {disabled: true}}"
+		echo "log: {level: error, accesslog: {disabled: ${REG_ACCESSLOG_OFF:-true}}}"
 		echo "storage: {filesystem: {rootdirectory: $d/data}, delete: {enabled: true}}"
 		echo "http:"
 		echo "  addr: 127.0.0.1:$port"
