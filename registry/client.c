@@ -291,6 +291,54 @@ get_document (reg_client *c, const struct reg_ref *ref, const char *kind, const 
 }
 
 int
+reg_client_blob_size (reg_client *c, const struct reg_ref *ref, const char *digest, int64_t *size, ef_err **err)
+{
+  cleanup_free char *scope = reg_client_scope (ref);
+  cleanup_free char *url = NULL;
+  struct http_resp r;
+  curl_off_t len = -1;
+  reg_host *h;
+  int rc = reg_session_host (c->session, ref->api_host, &h, err);
+
+  *size = -1;
+  if (rc == 0)
+    rc = reg_session_authorize (c->session, h, ref->domain, scope, err);
+  if (rc < 0)
+    return rc;
+  url = reg_host_url (h, NULL, "/%s/blobs/%s", ref->path, digest);
+  http_resp_init (&r, 4096);
+  for (int attempt = 1, reauthed = 0;; attempt++)
+    {
+      CURLcode res;
+      reg_session_prepare (c->session, h, c->easy, url, scope);
+      curl_easy_setopt (c->easy, CURLOPT_NOBODY, 1L);
+      res = http_perform (c->easy, &r);
+      if (res == CURLE_OK && r.status == 401 && !reauthed++)
+        {
+          if ((rc = reg_session_reauth (c->session, h, c->easy, ref->domain, scope, err)) < 0)
+            break;
+          continue;
+        }
+      if (http_again (&c->retry, c->easy, attempt, res, r.status))
+        continue;
+      if (res != CURLE_OK)
+        rc = http_error (err, res, r.errbuf, NULL);
+      else if (r.status == 404)
+        rc = ef_err_set (err, EF_NOTFOUND, "blob %s: not found in the registry", digest);
+      else if (r.status != 200)
+        rc = ef_err_set (err, r.status == 401 || r.status == 403 ? EF_AUTH : EF_NET, "blob %s: HTTP %ld", digest,
+                         r.status);
+      else if (curl_easy_getinfo (c->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len) != CURLE_OK || len < 0)
+        rc = ef_err_set (err, EF_NET, "blob %s: the registry gave no length", digest);
+      break;
+    }
+  http_resp_dispose (&r);
+  if (rc == 0)
+    *size = (int64_t) len;
+  return rc;
+}
+
+int
 reg_client_get_manifest (reg_client *c, const struct reg_ref *ref, const char *tag_or_digest,
                          struct reg_manifest_resp *out, ef_err **err)
 {

@@ -69,6 +69,9 @@ void reg_manifest_resp_dispose (struct reg_manifest_resp *r);
 int reg_client_get_manifest (reg_client *c, const struct reg_ref *ref, const char *tag_or_digest,
                              struct reg_manifest_resp *out, ef_err **err);
 
+/* HEAD of a blob at the registry itself: its length. */
+int reg_client_blob_size (reg_client *c, const struct reg_ref *ref, const char *digest, int64_t *size, ef_err **err);
+
 /* GET /v2/<name>/referrers/<digest>?artifactType=...: an OCI index of the
  * manifests that name digest as their subject.  EF_NOTFOUND where the
  * registry has no referrers API. */

@@ -10,11 +10,13 @@
 #include <microhttpd.h>
 
 #include "../common/digest.h"
+#include "../common/file.h"
 #include "../common/util.h"
 #include "manifest.h"
 #include "serve.h"
 
 #define BLOCK (64 * 1024)
+#define DENIED "{\"errors\":[{\"code\":\"DENIED\",\"message\":\"a client certificate of this site is required\"}]}"
 
 /* libmicrohttpd, and the GnuTLS it brings, load only when a server starts. */
 #define MHD_FUNCS(X)                                                                                                  \
@@ -26,7 +28,8 @@
   X (MHD_create_response_from_callback)                                                                               \
   X (MHD_add_response_header)                                                                                         \
   X (MHD_queue_response)                                                                                              \
-  X (MHD_destroy_response)
+  X (MHD_destroy_response)                                                                                            \
+  X (MHD_get_connection_info)
 
 static struct
 {
@@ -34,6 +37,27 @@ static struct
   MHD_FUNCS (MHD_FIELD)
 #undef MHD_FIELD
 } mhd;
+
+/* GnuTLS, which libmicrohttpd brought: only to check client certificates. */
+static struct
+{
+  int (*verify_peers2) (void *session, unsigned int *status);
+  const void *(*get_peers) (void *session, unsigned int *list_size);
+} gtls;
+
+static int
+gnutls_load (ef_err **err)
+{
+  void *h = dlopen ("libgnutls.so.30", RTLD_NOW | RTLD_NOLOAD);
+
+  if (h == NULL)
+    return ef_err_set (err, EF_LOCAL, "libmicrohttpd came without libgnutls.so.30: cannot check client certificates");
+  *(void **) &gtls.verify_peers2 = dlsym (h, "gnutls_certificate_verify_peers2");
+  *(void **) &gtls.get_peers = dlsym (h, "gnutls_certificate_get_peers");
+  if (gtls.verify_peers2 == NULL || gtls.get_peers == NULL)
+    return ef_err_set (err, EF_LOCAL, "libgnutls.so.30 lacks the certificate checks");
+  return 0;
+}
 
 static int
 mhd_load (ef_err **err)
@@ -59,6 +83,8 @@ struct reg_server
   char *origin;
   const struct reg_pull_result *pulling;
   const volatile sig_atomic_t *arriving;
+  reg_cache *cache;
+  char *cert, *key, *client_ca; /* PEM texts, for TLS */
   int64_t served; /* blob bytes sent (atomic) */
   struct MHD_Daemon *d;
   char address[64];
@@ -99,7 +125,18 @@ manifest (reg_server *srv, struct MHD_Connection *c, const char *name, const cha
   enum MHD_Result ok;
   size_t len;
 
-  if (ef_digest_parse (ref, NULL, NULL) == 0)
+  const char *origin = ns ? ns : srv->origin;
+
+  if (srv->cache && reg_cache_serves (srv->cache, origin)
+      && (ef_digest_parse (ref, NULL, NULL) < 0 || !reg_store_has (srv->s, ref, -1)))
+    {
+      /* a site cache: a tag is asked of the origin; a digest it lacks is fetched */
+      if (reg_cache_manifest (srv->cache, origin, name, ref, &digest, NULL) < 0 && ef_digest_parse (ref, NULL, NULL) == 0)
+        return not_found (c, "MANIFEST_UNKNOWN");
+    }
+  if (digest)
+    ;
+  else if (ef_digest_parse (ref, NULL, NULL) == 0)
     digest = xstrdup (ref);
   else if (ns || srv->origin)
     {
@@ -123,6 +160,7 @@ struct send
 {
   reg_server *srv;
   reg_blob_reader *rd;
+  reg_cache_fetch *f; /* the cache's fetch it follows, or NULL */
 };
 
 static ssize_t
@@ -142,6 +180,7 @@ blob_done (void *cls)
 {
   struct send *sd = cls;
   reg_blob_reader_free (sd->rd);
+  reg_cache_fetch_release (sd->f);
   free (sd);
 }
 
@@ -164,9 +203,12 @@ arriving_size (const reg_server *srv, const char *digest)
 }
 
 static enum MHD_Result
-blob (reg_server *srv, struct MHD_Connection *c, const char *digest, bool head)
+blob (reg_server *srv, struct MHD_Connection *c, const char *name, const char *digest, bool head)
 {
+  const char *ns = mhd.MHD_lookup_connection_value (c, MHD_GET_ARGUMENT_KIND, "ns");
+  const volatile sig_atomic_t *arriving = srv->arriving;
   cleanup_free char *path = NULL;
+  reg_cache_fetch *f = NULL;
   struct MHD_Response *r;
   reg_blob_reader *rd = NULL;
   enum MHD_Result ok;
@@ -178,10 +220,22 @@ blob (reg_server *srv, struct MHD_Connection *c, const char *digest, bool head)
   path = reg_store_blob_path (srv->s, digest);
   if (stat (path, &st) == 0 && S_ISREG (st.st_mode))
     size = st.st_size;
-  else if ((size = arriving_size (srv, digest)) < 0)
+  else if ((size = arriving_size (srv, digest)) >= 0)
+    ;
+  else if (srv->cache == NULL || reg_cache_blob (srv->cache, ns ? ns : srv->origin, name, digest, &size, &f, NULL) < 0)
     return not_found (c, "BLOB_UNKNOWN");
-  if (!head && reg_blob_reader_follow (&rd, srv->s, digest, size, srv->arriving, NULL) < 0)
-    return not_found (c, "BLOB_UNKNOWN");
+  else if (f)
+    arriving = reg_cache_fetch_arriving (f);
+  if (!head && reg_blob_reader_follow (&rd, srv->s, digest, size, arriving, NULL) < 0)
+    {
+      reg_cache_fetch_release (f);
+      return not_found (c, "BLOB_UNKNOWN");
+    }
+  if (head)
+    {
+      reg_cache_fetch_release (f);
+      f = NULL;
+    }
   if (head)
     r = mhd.MHD_create_response_from_buffer (0, (void *) "", MHD_RESPMEM_PERSISTENT);
   else
@@ -189,6 +243,7 @@ blob (reg_server *srv, struct MHD_Connection *c, const char *digest, bool head)
       struct send *sd = xmalloc (sizeof *sd);
       sd->srv = srv;
       sd->rd = rd;
+      sd->f = f;
       r = mhd.MHD_create_response_from_callback ((uint64_t) size, BLOCK, blob_read, sd, blob_done);
     }
   if (head)
@@ -204,6 +259,21 @@ blob (reg_server *srv, struct MHD_Connection *c, const char *digest, bool head)
   return ok;
 }
 
+/* With --client-ca: the client presented a certificate and it verifies
+ * against that CA (libmicrohttpd only asks for one). */
+static bool
+client_trusted (struct MHD_Connection *c)
+{
+  const union MHD_ConnectionInfo *ci = mhd.MHD_get_connection_info (c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+  unsigned int n = 0, status = 1;
+
+  if (ci == NULL || ci->tls_session == NULL)
+    return false;
+  if (gtls.get_peers (ci->tls_session, &n) == NULL || n == 0)
+    return false;
+  return gtls.verify_peers2 (ci->tls_session, &status) == 0 && status == 0;
+}
+
 static enum MHD_Result
 handle (void *cls, struct MHD_Connection *c, const char *url, const char *method, const char *version,
         const char *upload, size_t *upload_size, void **state)
@@ -217,6 +287,8 @@ handle (void *cls, struct MHD_Connection *c, const char *url, const char *method
   (void) upload;
   (void) upload_size;
   (void) state;
+  if (srv->client_ca && !client_trusted (c))
+    return send_buf (c, MHD_HTTP_FORBIDDEN, DENIED, sizeof DENIED - 1, "application/json", NULL);
   if (!head && strcmp (method, "GET") != 0)
     return send_buf (c, MHD_HTTP_METHOD_NOT_ALLOWED, "{}", 2, "application/json", NULL);
   if (strcmp (url, "/v2/") == 0 || strcmp (url, "/v2") == 0)
@@ -232,8 +304,26 @@ handle (void *cls, struct MHD_Connection *c, const char *url, const char *method
   if (strncmp (kind, "manifests/", 10) == 0)
     return manifest (srv, c, name, last + 1);
   if (strncmp (kind, "blobs/", 6) == 0)
-    return blob (srv, c, last + 1, head);
+    return blob (srv, c, name, last + 1, head);
   return not_found (c, "NAME_UNKNOWN");
+}
+
+/* The PEM texts libmicrohttpd takes, read once. */
+static int
+read_pems (reg_server *srv, const struct reg_server_opts *o, ef_err **err)
+{
+  const char *paths[3] = { o->tls_cert, o->tls_key, o->client_ca };
+  char **dst[3] = { &srv->cert, &srv->key, &srv->client_ca };
+  int rc = 0;
+
+  if ((o->tls_cert == NULL) != (o->tls_key == NULL) || (o->client_ca && o->tls_cert == NULL))
+    return ef_err_set (err, EF_USAGE, "--tls-cert and --tls-key go together, and --client-ca needs them");
+  for (int i = 0; rc == 0 && i < 3; i++)
+    if (paths[i] && ef_read_file (paths[i], 1u << 20, dst[i], NULL) < 0)
+      rc = ef_err_sys (err, EF_USAGE, errno, "%s", paths[i]);
+  if (rc == 0 && srv->client_ca)
+    rc = gnutls_load (err);
+  return rc;
 }
 
 int
@@ -264,8 +354,22 @@ reg_server_start (reg_server **out, reg_store *s, const struct reg_server_opts *
   srv->origin = o->origin ? xstrdup (o->origin) : NULL;
   srv->pulling = o->pulling;
   srv->arriving = o->arriving;
-  srv->d = mhd.MHD_start_daemon (MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0, NULL, NULL,
-                                 handle, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sa, MHD_OPTION_END);
+  srv->cache = o->cache;
+  rc = read_pems (srv, o, err);
+  if (rc < 0)
+    {
+      reg_server_stop (srv);
+      return rc;
+    }
+  if (srv->cert == NULL)
+    srv->d = mhd.MHD_start_daemon (MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0, NULL, NULL,
+                                   handle, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sa, MHD_OPTION_END);
+  else
+    srv->d = mhd.MHD_start_daemon (
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_TLS, 0, NULL, NULL, handle, srv,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sa, MHD_OPTION_HTTPS_MEM_CERT, srv->cert,
+        MHD_OPTION_HTTPS_MEM_KEY, srv->key, srv->client_ca ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END,
+        srv->client_ca, MHD_OPTION_END);
   if (srv->d == NULL)
     {
       rc = ef_err_sys (err, EF_LOCAL, errno, "serve the store on %s", listen);
@@ -298,5 +402,8 @@ reg_server_stop (reg_server *srv)
   if (srv->d)
     mhd.MHD_stop_daemon (srv->d);
   free (srv->origin);
+  free (srv->cert);
+  ef_free_secret (srv->key);
+  free (srv->client_ca);
   free (srv);
 }

@@ -3,11 +3,13 @@
  * digest or by tag (the store's records; containerd's ?ns=ORIGIN names
  * the registry), and of blobs, each hashed as it goes out unless this
  * process verified it, its last bytes withheld when it does not match.
- * A runtime pulls from it at handoff time. */
+ * A runtime pulls from it at handoff time; other devices of a site pull
+ * from it over TLS as their mirror, when it is a site cache (cache.h). */
 #ifndef EF_SERVE_H
 #define EF_SERVE_H
 
 #include "../common/err.h"
+#include "cache.h"
 #include "pull.h"
 #include "store.h"
 
@@ -22,6 +24,11 @@ struct reg_server_opts
    * non-zero */
   const struct reg_pull_result *pulling;
   const volatile sig_atomic_t *arriving;
+  /* a site cache: what the store lacks is fetched from its origins (NULL: none) */
+  reg_cache *cache;
+  /* HTTPS: PEM files of the server's certificate and key; with client_ca,
+   * every request must come with a client certificate that CA issued */
+  const char *tls_cert, *tls_key, *client_ca;
 };
 
 int reg_server_start (reg_server **out, reg_store *s, const struct reg_server_opts *o, ef_err **err);

@@ -123,7 +123,7 @@ pull_from_store (const struct runtime_spec *rt, reg_store *s, const struct runti
                  int64_t *sent, ef_err **err)
 {
   const struct reg_ref *ref = req->ref;
-  struct reg_server_opts so = { NULL, ref->domain, req->res, req->arriving };
+  struct reg_server_opts so = { .origin = ref->domain, .pulling = req->res, .arriving = req->arriving };
   cleanup_free char *dir = NULL;
   struct ef_spawn_result r = { 0 };
   reg_server *srv = NULL;

@@ -193,7 +193,7 @@ static int
 engine_pull (const struct runtime_spec *rt, reg_store *s, const struct runtime_request *req, const char *pinned,
              char **src, int64_t *sent, ef_err **err)
 {
-  struct reg_server_opts so = { NULL, req->ref->domain, req->res, req->arriving };
+  struct reg_server_opts so = { .origin = req->ref->domain, .pulling = req->res, .arriving = req->arriving };
   const struct reg_platform *p = req->platform;
   cleanup_free char *path = NULL, *from = NULL;
   reg_server *srv = NULL;

@@ -15,7 +15,7 @@ change it while a pull runs:
   redirect_blobs answer blob requests with 307 to this base URL (another host)
   corrupt        flip the first byte of every blob body (a lying mirror)
 
-It writes counters to --stats (JSON): blob body bytes sent, blob requests,
+It writes counters to --stats (JSON): blob body bytes sent, blob GETs (and HEADs),
 requests that carried Range, 429s sent, cuts made, redirects, requests
 that came with an Authorization header (client_auth), with containerd's
 ?ns= (ns_queries) or an X-Edge-Site header, manifests asked by tag and by
@@ -70,7 +70,7 @@ class Handler(BaseHTTPRequestHandler):
         ctl = self.control()
         blob = "/blobs/" in self.path
         if blob:
-            self.bump("blob_requests")
+            self.bump("blob_requests" if self.command == "GET" else "blob_heads")
             if self.headers.get("Range"):
                 self.bump("range_requests")
         if self.headers.get("Authorization"):

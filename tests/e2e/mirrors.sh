@@ -161,4 +161,63 @@ done
 EDGEFETCH_LIMIT_RATE=nope run 2 "EDGEFETCH_LIMIT_RATE=nope -> exit 2" efo --store "$T/r0" "$R/edge/rate:1.0"
 check "a bad rate is named" grep -q "rate 'nope'" "$T/err"
 
+# ---- a site cache: `edgefetch serve` over mTLS, in front of the origin (through a counting proxy) ----
+PO=$(free_port) PS=$(free_port)
+"$PY" "$TOP/tests/e2e/faultproxy.py" --port "$PO" --upstream "$R" --cert "$T/ca/server.crt" --key "$T/ca/server.key" \
+	--ca "$T/ca/ca.crt" --control "$T/control" --stats "$T/ostats" >>"$T/oproxy.log" 2>&1 &
+PIDS+=($!)
+wait_port "$PO" || setup_failed origin proxy
+O=127.0.0.1:$PO
+ostat() { jq -r --arg k "$1" '.[$k] // 0' "$T/ostats" 2>/dev/null || echo 0; }
+make_client_cert "$T/ca" site
+certs "$T/sc-origin" # how the cache reaches the origin: its CA, the token server's
+mkdir -p "$T/sc-origin/$O" && cp "$T/ca/ca.crt" "$T/sc-origin/$O/"
+"$EF" serve --listen "127.0.0.1:$PS" --tls-cert "$T/ca/server.crt" --tls-key "$T/ca/server.key" \
+	--client-ca "$T/ca/ca.crt" --origin "$O" --certs-dir "$T/sc-origin" --creds "$CR" --store "$T/site" \
+	>"$T/serve.out" 2>"$T/serve.err" &
+SERVE=$!
+PIDS+=($!)
+wait_port "$PS" || setup_failed serve
+site_client() { # site_client DIR [with-cert]: a device's certs dir naming the site cache
+	certs "$1"
+	mkdir -p "$1/$O" && cp "$T/ca/ca.crt" "$1/$O/"
+	{
+		printf '[host."https://127.0.0.1:%s"]\n  capabilities = ["pull", "resolve"]\n  ca = "ca.crt"\n' "$PS"
+		[ -n "${2:-}" ] && printf '  client = [["%s", "%s"]]\n' "$T/ca/site.cert" "$T/ca/site.key"
+	} >"$1/$O/hosts.toml"
+}
+site_client "$T/dev" with-cert
+run 0 "site cache: a device pulls through edgefetch serve (mTLS)" \
+	"$EF" pull --quiet --certs-dir "$T/dev" --creds "$CR" --store "$T/d0" --json "$O/edge/tiny:1.0"
+check "site cache: every layer came from the site cache" [ "$(jq -r '[.layers[].source] | unique | join(",")' "$T/out")" = "127.0.0.1:$PS" ]
+check "site cache: the cache keeps what it fetched, verified" store_ok "$T/site"
+before_req=$(ostat blob_requests) before_bytes=$(ostat blob_bytes)
+MID2=$(skopeo inspect --raw --creds "$CR" --cert-dir "$T/skcerts" "docker://$R/edge/mid:1.0" | jq '[.config.size] + [.layers[].size] | add')
+NBLOBS=$(skopeo inspect --raw --creds "$CR" --cert-dir "$T/skcerts" "docker://$R/edge/mid:1.0" | jq '.layers | length + 1')
+for i in 1 2 3 4 5 6; do
+	"$EF" pull --quiet --certs-dir "$T/dev" --creds "$CR" --store "$T/d$i" --json "$O/edge/mid:1.0" >"$T/p$i.json" 2>"$T/p$i.err" &
+	eval "p$i=\$!"
+done
+ok_all=0
+for i in 1 2 3 4 5 6; do eval "wait \$p$i" || ok_all=1; done
+check "site cache: six devices pull one image at the same time" [ "$ok_all" = 0 ]
+check "site cache: all six got it from the site cache" \
+	[ "$(cat "$T"/p[1-6].json | jq -r '.layers[].source' | sort -u)" = "127.0.0.1:$PS" ]
+req=$(($(ostat blob_requests) - before_req)) bytes=$(($(ostat blob_bytes) - before_bytes))
+check "site cache: the origin was asked each blob once ($req requests for $NBLOBS blobs)" [ "$req" = "$NBLOBS" ]
+check "site cache: the origin sent one copy ($bytes bytes for an image of $MID2)" [ $((bytes * 100)) -le $((MID2 * 105)) ]
+site_client "$T/dev-nocert"
+run 0 "site cache: a device without a site certificate is refused there and falls back to the origin" \
+	"$EF" pull --quiet --certs-dir "$T/dev-nocert" --creds "$CR" --store "$T/d7" --json "$O/edge/tiny:1.0"
+check "site cache: its layers came from the origin" [ "$(jq -r '.layers[0].source' "$T/out")" = "$O" ]
+check "site cache: no client certificate -> 403" \
+	[ "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$T/ca/ca.crt" "https://127.0.0.1:$PS/v2/")" = 403 ]
+check "site cache: an origin it was not given -> 404, nothing fetched" \
+	[ "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$T/ca/ca.crt" --cert "$T/ca/site.cert" --key "$T/ca/site.key" \
+		"https://127.0.0.1:$PS/v2/edge/tiny/manifests/1.0?ns=registry.example")" = 404 ]
+run 2 "serve: plain HTTP off loopback -> exit 2" "$EF" serve --listen 0.0.0.0:1 --store "$T/site"
+kill "$SERVE"
+wait "$SERVE" 2>/dev/null
+check "serve: SIGTERM ends it cleanly ($?)" [ "$?" = 0 ]
+
 finish
