@@ -132,3 +132,6 @@ for a in arm64 armhf; do
 	(cd "$TOP" && make -s cross ARCH=$a >/dev/null 2>&1) || { echo "| $a binary | (cross build failed) |"; continue; }
 	echo "| stripped binary, $a | $(( $(stat -c %s "$TOP/build/$a/edgefetch.stripped") / 1024 )) KB | | | | < 300 KB |"
 done
+
+# A site: 20 agents through distribution's pull-through cache and through edgefetch serve.
+AGENTS=${AGENTS:-20} EF=$EF "$TOP/tests/fleet.sh"
