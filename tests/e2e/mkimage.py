@@ -2,7 +2,7 @@
 """Build OCI image layouts for the tests, without a network or a daemon.
 
   mkimage.py image OUT --tag T [--busybox] [--random-mb N ...] [--random-kb N ...] [--platform OS/ARCH[/V]] [--note TEXT]
-      [--cmd JSON-ARRAY]
+      [--cmd JSON-ARRAY] [--files COUNT:KIB [--vary I,J]]
   mkimage.py index OUT --tag T --platform linux/amd64 --platform linux/arm64/v8 ...
 
 Layers are gzip'd tars (level 1); configs carry the right diff_ids, so
@@ -99,7 +99,15 @@ def add_random(tar, name, nbytes, seed):
     tar.addfile(ti, io.BufferedReader(Rand(), 1 << 20))
 
 
-def build_image(out, platform, busybox, random_sizes, note, bad_diff_id=False, cmd=None):
+def add_files(tar, count, kib, vary, seed):
+    """count files of kib KiB each, deterministic (the same in v1 and v2),
+    but for those numbered in vary, whose bytes depend on seed."""
+    for i in range(count):
+        key = ("%s-%d" % (seed, i)) if i in vary else ("file-%d" % i)
+        add_file(tar, "data/file-%02d.bin" % i, hashlib.shake_256(key.encode()).digest(kib * 1024))
+
+
+def build_image(out, platform, busybox, random_sizes, note, bad_diff_id=False, cmd=None, files=None):
     os_, arch, *rest = platform.split("/")
     variant = rest[0] if rest else None
     layers, diff_ids = [], []
@@ -109,8 +117,12 @@ def build_image(out, platform, busybox, random_sizes, note, bad_diff_id=False, c
             add_busybox(tar)
         add_file(tar, "etc/edgefetch-note", (note or platform).encode() + b"\n")
 
-    for fill in [base] + [(lambda n, i: (lambda tar: add_random(tar, "data/random-%d.bin" % i, n, note or "")))(n, i)
-                          for i, n in enumerate(random_sizes)]:
+    fills = [base] + [(lambda n, i: (lambda tar: add_random(tar, "data/random-%d.bin" % i, n, note or "")))(n, i)
+                      for i, n in enumerate(random_sizes)]
+    if files:
+        count, kib, vary = files
+        fills.append(lambda tar: add_files(tar, count, kib, vary, note or ""))
+    for fill in fills:
         desc, diff = make_layer(out, fill)
         layers.append(desc)
         diff_ids.append(diff)
@@ -158,11 +170,18 @@ def main():
     ap.add_argument("--note")
     ap.add_argument("--bad-diff-id", action="store_true", help="a config whose diff_ids do not match its layers")
     ap.add_argument("--cmd", type=json.loads, help="the config's Cmd, a JSON array")
+    ap.add_argument("--files", help="COUNT:KIB: one more layer of COUNT files of KIB KiB, the same in every image")
+    ap.add_argument("--vary", default="", help="I,J,...: those files of --files depend on --note")
     a = ap.parse_args()
     new_layout(a.out)
     if a.kind == "image":
         sizes = [mb << 20 for mb in a.random_mb] + [kb << 10 for kb in a.random_kb]
-        desc = build_image(a.out, (a.platform or ["linux/amd64"])[0], a.busybox, sizes, a.note, a.bad_diff_id, a.cmd)
+        files = None
+        if a.files:
+            count, kib = (int(x) for x in a.files.split(":"))
+            files = (count, kib, {int(x) for x in a.vary.split(",") if x})
+        desc = build_image(a.out, (a.platform or ["linux/amd64"])[0], a.busybox, sizes, a.note, a.bad_diff_id, a.cmd,
+                           files)
         desc.pop("platform")
     else:
         entries = [build_image(a.out, p, a.busybox, [], (a.note or "") + p, cmd=a.cmd) for p in a.platform]

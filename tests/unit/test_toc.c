@@ -1,0 +1,154 @@
+/* test_toc.c: zstd:chunked tables of contents: a real one made by skopeo
+ * (tests/vectors/zstd-chunked), and hostile ones made from it. */
+#include <zstd.h>
+
+#include "../../common/json.h"
+#include "../../registry/toc.h"
+#include "vectors.h"
+
+struct vec
+{
+  char *blob, *mjson;
+  size_t blen, mlen;
+  reg_manifest *m;
+};
+
+static void
+load (struct vec *v)
+{
+  v->blob = vec_read ("zstd-chunked/layer.tar.zst", &v->blen);
+  v->mjson = vec_read ("zstd-chunked/manifest.json", &v->mlen);
+  assert_int_equal (reg_manifest_parse (&v->m, v->mjson, v->mlen, NULL, NULL), 0);
+}
+
+static void
+dispose (struct vec *v)
+{
+  reg_manifest_free (v->m);
+  free (v->blob);
+  free (v->mjson);
+}
+
+static void
+toc__skopeo_layer_from_annotations_and_footer (void **state)
+{
+  struct vec v;
+  struct reg_toc_pos pos, fpos;
+  reg_toc *t = NULL;
+
+  (void) state;
+  load (&v);
+  assert_int_equal (reg_toc_position (reg_manifest_entry (v.m, 1), &pos, NULL), 0);
+  assert_int_equal (pos.offset, 25192);
+  assert_int_equal (pos.length, 470);
+  assert_int_equal (pos.ulength, 1728);
+  assert_int_equal (reg_toc_footer ((unsigned char *) v.blob, v.blen, (int64_t) v.blen, &fpos, NULL), 0);
+  assert_int_equal (fpos.offset, pos.offset);
+  assert_int_equal (fpos.length, pos.length);
+  assert_int_equal (reg_toc_parse (&t, v.blob + pos.offset, (size_t) pos.length, &pos, (int64_t) v.blen, NULL), 0);
+  assert_int_equal (reg_toc_count (t), 6);
+  assert_int_equal (reg_toc_chunk (t, 0)->offset, 83);
+  assert_int_equal (reg_toc_chunk (t, 0)->end, 4193);
+  assert_string_equal (reg_toc_chunk (t, 0)->digest,
+                       "sha256:eae327a2f25126702195cd4a701d01687fdc307e9a392c9813eecbc6cea51893");
+  for (size_t i = 0; i < reg_toc_count (t); i++)
+    {
+      /* each chunk is one zstd frame holding 4 KiB */
+      const struct reg_toc_chunk *c = reg_toc_chunk (t, i);
+      assert_int_equal (ZSTD_findFrameCompressedSize (v.blob + c->offset, (size_t) (c->end - c->offset)),
+                        (size_t) (c->end - c->offset));
+      assert_int_equal (ZSTD_getFrameContentSize (v.blob + c->offset, (size_t) (c->end - c->offset)), 4096);
+    }
+  reg_toc_free (t);
+  assert_int_equal (reg_toc_position (reg_manifest_entry (v.m, 0), &pos, NULL), 0); /* the small first layer too */
+  dispose (&v);
+}
+
+/* A TOC of our own JSON, compressed: what the walk makes of hostile entries. */
+static int
+parse_json (const char *json, int64_t size, ef_err **err)
+{
+  size_t cap = ZSTD_compressBound (strlen (json));
+  char *frame = xmalloc (cap);
+  size_t n = ZSTD_compress (frame, cap, json, strlen (json), 3);
+  struct reg_toc_pos pos = { .offset = size - (int64_t) n, .length = (int64_t) n, .ulength = (int64_t) strlen (json) };
+  reg_toc *t = NULL;
+  int rc = reg_toc_parse (&t, frame, n, &pos, size, err);
+
+  reg_toc_free (t);
+  free (frame);
+  return rc;
+}
+
+static void
+toc__hostile_offsets_overlaps_and_positions_are_refused (void **state)
+{
+  static const struct
+  {
+    const char *json, *want;
+  } cases[] = {
+    { "{\"version\":1,\"entries\":[{\"type\":\"reg\",\"size\":5,\"offset\":10,\"endOffset\":999999,"
+      "\"digest\":\"sha256:0000000000000000000000000000000000000000000000000000000000000000\"}]}",
+      "outside the blob" },
+    { "{\"version\":1,\"entries\":[{\"type\":\"reg\",\"size\":5,\"offset\":100,\"endOffset\":200,"
+      "\"digest\":\"sha256:0000000000000000000000000000000000000000000000000000000000000000\"},"
+      "{\"type\":\"reg\",\"size\":5,\"offset\":150,\"endOffset\":300,"
+      "\"digest\":\"sha256:0000000000000000000000000000000000000000000000000000000000000000\"}]}",
+      "out of order or overlapping" },
+    { "{\"version\":1,\"entries\":[{\"type\":\"chunk\",\"offset\":100}]}", "a chunk outside a regular file" },
+    { "{\"version\":1,\"entries\":[{\"type\":\"reg\",\"size\":5,\"offset\":100,\"endOffset\":200,\"digest\":\"md5:x\"}]}",
+      "without a digest" },
+    { "{\"version\":2,\"entries\":[]}", "not a version 1 TOC" },
+    { "[0,0,0]", "not a version 1 TOC" },
+  };
+  struct reg_toc_pos pos = { .offset = 100, .length = 1 << 30, .ulength = 10 };
+  reg_toc *t = NULL;
+  unsigned char tail[48] = { 0 };
+
+  (void) state;
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    {
+      ef_err *err = NULL;
+      assert_int_equal (parse_json (cases[i].json, 4000, &err), -EF_VERIFY);
+      if (strstr (ef_err_msg (err), cases[i].want) == NULL)
+        fail_msg ("case %zu: got \"%s\"", i, ef_err_msg (err));
+      ef_err_free (err);
+    }
+  /* a position past the blob, or huge */
+  assert_int_equal (reg_toc_parse (&t, "x", 1, &pos, 5000, NULL), -EF_VERIFY);
+  pos.length = 10;
+  pos.offset = 4995;
+  assert_int_equal (reg_toc_parse (&t, "x", 1, &pos, 5000, NULL), -EF_VERIFY);
+  /* a footer that is not one */
+  assert_int_equal (reg_toc_footer (tail, sizeof tail, 5000, &pos, NULL), -EF_VERIFY);
+}
+
+static void
+toc__a_tampered_toc_fails_its_checksum (void **state)
+{
+  struct vec v;
+  struct reg_toc_pos pos;
+  reg_toc *t = NULL;
+  ef_err *err = NULL;
+
+  (void) state;
+  load (&v);
+  assert_int_equal (reg_toc_position (reg_manifest_entry (v.m, 1), &pos, NULL), 0);
+  v.blob[pos.offset + 20] ^= 1;
+  assert_int_equal (reg_toc_parse (&t, v.blob + pos.offset, (size_t) pos.length, &pos, (int64_t) v.blen, &err),
+                    -EF_VERIFY);
+  assert_non_null (strstr (ef_err_msg (err), "annotated checksum"));
+  ef_err_free (err);
+  dispose (&v);
+}
+
+int
+main (void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test (toc__skopeo_layer_from_annotations_and_footer),
+    cmocka_unit_test (toc__hostile_offsets_overlaps_and_positions_are_refused),
+    cmocka_unit_test (toc__a_tampered_toc_fails_its_checksum),
+  };
+  return cmocka_run_group_tests_name ("toc", tests, NULL, NULL);
+}
