@@ -78,9 +78,12 @@ result_json (const struct reg_pull_result *r, const char *output)
   /* source: the host a blob came from (a mirror of hosts.toml, or the
      registry); null when it was in the store already */
   for (size_t i = 0; i < r->nlayers; i++)
-    json_array_append_new (layers, json_pack ("{s:s, s:I, s:s, s:s?}", "digest", r->layer_digests[i], "size",
-                                              (json_int_t) r->layer_sizes[i], "mediaType", r->layer_types[i],
-                                              "source", r->layer_sources ? r->layer_sources[i] : NULL));
+    json_array_append_new (
+        layers, json_pack ("{s:s, s:I, s:s, s:s?, s:I, s:I}", "digest", r->layer_digests[i], "size",
+                           (json_int_t) r->layer_sizes[i], "mediaType", r->layer_types[i], "source",
+                           r->layer_sources ? r->layer_sources[i] : NULL, "bytes_fetched",
+                           (json_int_t) (r->layer_stats ? r->layer_stats[i].bytes_fetched : 0), "bytes_reused",
+                           (json_int_t) (r->layer_stats ? r->layer_stats[i].bytes_reused : 0)));
   return json_pack ("{s:s, s:s?, s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:s?, s:s?, s:s?, s:n}", "reference",
                     r->reference, "index_digest", r->index_digest, "manifest_digest", r->manifest_digest,
                     "media_type", r->media_type, "config_digest", r->config_digest, "layers", layers, "size",

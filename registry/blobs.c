@@ -10,7 +10,7 @@
 /* Set up x and its jobs; the same blob twice in one image is fetched once. */
 static int
 xfer_init (struct xfer *x, reg_client *c, const struct reg_ref *ref, const struct reg_desc *const *descs, size_t n,
-           reg_store *s, char **sources, ef_err **err)
+           reg_store *s, struct reg_blob_result *per, ef_err **err)
 {
   int rc = reg_client_routes (c, ref, &x->routes, err);
 
@@ -34,7 +34,7 @@ xfer_init (struct xfer *x, reg_client *c, const struct reg_ref *ref, const struc
       j->x = x;
       j->d = descs[i];
       j->route = -1;
-      j->source = sources ? &sources[i] : NULL;
+      j->result = per ? &per[i] : NULL;
       ef_buf_init (&j->errbody, ERRBODY_MAX);
       for (size_t k = 0; k < i; k++)
         if (strcmp (descs[k]->digest, descs[i]->digest) == 0)
@@ -189,7 +189,7 @@ share_rate (struct xfer *x)
 int
 reg_blobs_fetch (reg_client *c, const struct reg_ref *ref, const struct reg_desc *const *descs, size_t n,
                  reg_store *s, reg_progress_fn progress, void *payload, struct reg_fetch_stats *stats,
-                 char **sources, ef_err **err)
+                 struct reg_blob_result *per, ef_err **err)
 {
   struct xfer x = { 0 };
   int64_t window_checked = 0;
@@ -198,7 +198,7 @@ reg_blobs_fetch (reg_client *c, const struct reg_ref *ref, const struct reg_desc
   x.progress = progress;
   x.payload = payload;
   x.stats = stats;
-  rc = xfer_init (&x, c, ref, descs, n, s, sources, err);
+  rc = xfer_init (&x, c, ref, descs, n, s, per, err);
   while (rc == 0 && x.remaining > 0)
     {
       int64_t wait = 1000;

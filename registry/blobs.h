@@ -23,15 +23,22 @@ struct reg_fetch_stats
   int64_t bytes_reused;  /* already in the store, or resumed from disk */
 };
 
+/* What became of one blob. */
+struct reg_blob_result
+{
+  char *source; /* the host it came from; NULL when nothing was fetched (caller frees) */
+  struct reg_fetch_stats stats;
+};
+
 /* Fetch the n blobs of ref's repository into s, up to the client's jobs
  * at once, from the first of its routes (routes.h) that serves each,
  * within the client's rate cap and download window.  Blobs already in
  * the store are skipped; partial ones resume.  A resumed blob whose
  * digest does not match starts over from byte 0, once; one that a
- * mirror got wrong starts over from the next host.  sources, when not
- * NULL, has n slots: each fetched blob's host is put there (caller frees). */
+ * mirror got wrong starts over from the next host.  per, when not NULL,
+ * has n slots: what became of each blob. */
 int reg_blobs_fetch (reg_client *c, const struct reg_ref *ref, const struct reg_desc *const *descs, size_t n,
                      reg_store *s, reg_progress_fn progress, void *payload, struct reg_fetch_stats *stats,
-                     char **sources, ef_err **err);
+                     struct reg_blob_result *per, ef_err **err);
 
 #endif

@@ -72,14 +72,20 @@ blob_data_cb (char *p, size_t size, size_t n, void *ud)
     }
   j->x->done += (int64_t) len;
   j->x->stats->bytes_fetched += (int64_t) len;
+  if (j->result)
+    j->result->stats.bytes_fetched += (int64_t) len;
   blob_report (j->x, false);
   return len;
 }
 
 
 static void
-count_reused (struct xfer *x, int64_t n)
+count_reused (struct job *j, int64_t n)
 {
+  struct xfer *x = j->x;
+
+  if (j->result)
+    j->result->stats.bytes_reused += n;
   x->stats->bytes_reused += n;
   x->done += n;
 }
@@ -97,7 +103,7 @@ job_open (struct job *j, enum prep *p, ef_err **err)
     return 0;
   if (reg_store_has (x->s, j->d->digest, j->d->size))
     {
-      count_reused (x, j->d->size);
+      count_reused (j, j->d->size);
       *p = PREP_DONE;
       return 0;
     }
@@ -111,14 +117,14 @@ job_open (struct job *j, enum prep *p, ef_err **err)
     {
       reg_ingest_free (j->ing);
       j->ing = NULL;
-      count_reused (x, j->d->size);
+      count_reused (j, j->d->size);
       *p = PREP_DONE;
       return 0;
     }
   reg_ingest_use_writer (j->ing, x->writer);
   j->resumed = reg_ingest_offset (j->ing) > 0;
   j->resumed_bytes = reg_ingest_offset (j->ing);
-  count_reused (x, reg_ingest_offset (j->ing));
+  count_reused (j, reg_ingest_offset (j->ing));
   return 0;
 }
 
@@ -314,6 +320,8 @@ job_commit (struct job *j, enum verdict *v, ef_err **err)
       ef_err_free (e);
       j->x->done -= reg_ingest_offset (j->ing);
       j->x->stats->bytes_reused -= j->resumed_bytes;
+      if (j->result)
+        j->result->stats.bytes_reused -= j->resumed_bytes;
       reg_ingest_free (j->ing);
       j->ing = NULL;
       j->restarted = true;
@@ -324,8 +332,8 @@ job_commit (struct job *j, enum verdict *v, ef_err **err)
     }
   if (rc < 0)
     return ef_err_propagate (err, e);
-  if (j->source)
-    *j->source = xstrdup (reg_host_name (job_host (j)));
+  if (j->result)
+    j->result->source = xstrdup (reg_host_name (job_host (j)));
   return 0;
 }
 

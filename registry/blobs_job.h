@@ -39,7 +39,7 @@ struct job
 {
   struct xfer *x;
   const struct reg_desc *d;
-  char **source; /* where it came from, for the caller */
+  struct reg_blob_result *result; /* for the caller, or NULL */
   long route;    /* index into x->routes */
   unsigned mirrors_wrote; /* routes (bit per index) whose bytes are in the ingest */
   enum job_state state;

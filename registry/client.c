@@ -1,5 +1,6 @@
 /* client.c: see client.h. */
 #include <string.h>
+#include <sys/socket.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -22,6 +23,8 @@ struct reg_client
   struct http_retry retry;
   reg_session *session;
   struct client_routes *routes; /* one per registry, made on first use */
+  bool no_ranges;               /* a registry of this pull answered a Range request wrongly */
+  bool ranges_ok;               /* ... or answered one rightly */
   CURL *easy;
 };
 
@@ -335,6 +338,159 @@ reg_client_blob_size (reg_client *c, const struct reg_ref *ref, const char *dige
   http_resp_dispose (&r);
   if (rc == 0)
     *size = (int64_t) len;
+  return rc;
+}
+
+bool
+reg_client_ranges_refused (const reg_client *c)
+{
+  return c->no_ranges;
+}
+
+struct range_sink
+{
+  int64_t from, to;
+  reg_chunk_fn fn;
+  void *payload;
+  CURL *e;
+  bool checked, refused;
+  long status;
+  int64_t got;
+  ef_err *err;
+};
+
+static size_t
+range_cb (char *p, size_t size, size_t n, void *ud)
+{
+  struct range_sink *rs = ud;
+  size_t len = size * n;
+
+  if (!rs->checked)
+    {
+      char want[96];
+      const char *cr;
+      rs->checked = true;
+      curl_easy_getinfo (rs->e, CURLINFO_RESPONSE_CODE, &rs->status);
+      if (rs->status == 401 || rs->status == 404)
+        return 0; /* judged by the caller */
+      cr = http_header (rs->e, "Content-Range", 0);
+      snprintf (want, sizeof want, "bytes %lld-%lld/", (long long) rs->from, (long long) rs->to);
+      if (rs->status != 206 || cr == NULL || strncmp (cr, want, strlen (want)) != 0)
+        {
+          rs->refused = true; /* 200, 416, 501 or another range: not one we can use */
+          return 0;
+        }
+    }
+  if (rs->got + (int64_t) len > rs->to - rs->from + 1)
+    {
+      rs->refused = true;
+      return 0;
+    }
+  if (rs->fn (rs->payload, p, len, &rs->err) < 0)
+    return 0;
+  rs->got += (int64_t) len;
+  return len;
+}
+
+/* Until a registry has answered a Range request rightly, ask on a new
+ * connection with a small receive window: one that ignores Range then
+ * gets little of the whole blob into our socket before we hang up. */
+static int
+probe_sockopt (void *ud, curl_socket_t fd, curlsocktype purpose)
+{
+  int n = 16384;
+
+  (void) ud;
+  if (purpose == CURLSOCKTYPE_IPCXN)
+    setsockopt (fd, SOL_SOCKET, SO_RCVBUF, &n, sizeof n);
+  return CURL_SOCKOPT_OK;
+}
+
+/* One attempt at the range on h. */
+static int
+range_from (reg_client *c, reg_host *h, const struct reg_ref *ref, const char *digest, struct range_sink *rs,
+            ef_err **err)
+{
+  cleanup_free char *scope = reg_client_scope (ref);
+  cleanup_free char *url = reg_host_url (h, ref->domain, "/%s/blobs/%s", ref->path, digest);
+  char range[64], errbuf[CURL_ERROR_SIZE] = "";
+  int rc = reg_session_authorize (c->session, h, ref->domain, scope, err);
+
+  for (int attempt = 1, reauthed = 0; rc == 0; attempt++)
+    {
+      CURLcode res;
+      if (rs->got > 0)
+        return ef_err_set (err, EF_NET, "blob %s: range cut short", digest); /* bytes are already out */
+      reg_session_prepare (c->session, h, c->easy, url, scope);
+      snprintf (range, sizeof range, "%lld-%lld", (long long) rs->from, (long long) rs->to);
+      curl_easy_setopt (c->easy, CURLOPT_RANGE, range);
+      curl_easy_setopt (c->easy, CURLOPT_WRITEFUNCTION, range_cb);
+      curl_easy_setopt (c->easy, CURLOPT_WRITEDATA, rs);
+      curl_easy_setopt (c->easy, CURLOPT_ERRORBUFFER, errbuf);
+      if (c->o.limit_rate)
+        curl_easy_setopt (c->easy, CURLOPT_MAX_RECV_SPEED_LARGE, (curl_off_t) c->o.limit_rate);
+      if (!c->ranges_ok)
+        {
+          curl_easy_setopt (c->easy, CURLOPT_FRESH_CONNECT, 1L);
+          curl_easy_setopt (c->easy, CURLOPT_FORBID_REUSE, 1L);
+          curl_easy_setopt (c->easy, CURLOPT_BUFFERSIZE, 16384L);
+          curl_easy_setopt (c->easy, CURLOPT_SOCKOPTFUNCTION, probe_sockopt);
+        }
+      rs->e = c->easy;
+      rs->checked = false;
+      rs->status = 0;
+      res = curl_easy_perform (c->easy);
+      curl_easy_setopt (c->easy, CURLOPT_ERRORBUFFER, NULL);
+      if (rs->err)
+        return ef_err_propagate (err, rs->err);
+      if (!rs->checked)
+        curl_easy_getinfo (c->easy, CURLINFO_RESPONSE_CODE, &rs->status);
+      if (rs->refused)
+        {
+          c->no_ranges = true;
+          return ef_err_set (err, EF_NET, "blob %s: the registry answered HTTP %ld to a Range request", digest,
+                             rs->status);
+        }
+      if (rs->status == 401 && !reauthed++)
+        {
+          rc = reg_session_reauth (c->session, h, c->easy, ref->domain, scope, err);
+          continue;
+        }
+      if (res == CURLE_OK && rs->status == 206 && rs->got == rs->to - rs->from + 1)
+        {
+          c->ranges_ok = true;
+          return 0;
+        }
+      if (reg_host_is_mirror (h) || !http_again (&c->retry, c->easy, attempt, res, rs->status))
+        return res != CURLE_OK && rs->status != 404 ? http_error (err, res, errbuf, NULL)
+                                                    : ef_err_set (err, rs->status == 404 ? EF_NOTFOUND : EF_NET,
+                                                                  "blob %s: HTTP %ld to a Range request", digest,
+                                                                  rs->status);
+    }
+  return rc;
+}
+
+int
+reg_client_get_range (reg_client *c, const struct reg_ref *ref, const char *digest, int64_t from, int64_t to,
+                      reg_chunk_fn fn, void *payload, ef_err **err)
+{
+  struct range_sink rs = { .from = from, .to = to, .fn = fn, .payload = payload };
+  reg_routes *routes;
+  int rc;
+
+  if (c->no_ranges)
+    return ef_err_set (err, EF_NET, "the registry does not answer Range requests");
+  rc = reg_client_routes (c, ref, &routes, err);
+  for (long i = rc < 0 ? -1 : reg_routes_next (routes, -1, REG_CAP_PULL); i >= 0;
+       i = reg_routes_next (routes, i, REG_CAP_PULL))
+    {
+      struct reg_route *rt = reg_routes_get (routes, (size_t) i);
+      ef_err *e = NULL;
+      rc = range_from (c, rt->h, ref, digest, &rs, &e);
+      if (rc == 0 || !rt->mirror || rs.got > 0 || c->no_ranges || http_cancelled (&c->retry))
+        return rc < 0 ? ef_err_propagate (err, e) : 0;
+      ef_err_free (e);
+    }
   return rc;
 }
 

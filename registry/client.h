@@ -15,6 +15,7 @@
 #include "manifest.h"
 #include "ref.h"
 #include "session.h"
+#include "store.h"
 
 struct reg_client_opts
 {
@@ -68,6 +69,15 @@ void reg_manifest_resp_dispose (struct reg_manifest_resp *r);
  * Docker-Content-Digest and, when asked by digest, against that digest. */
 int reg_client_get_manifest (reg_client *c, const struct reg_ref *ref, const char *tag_or_digest,
                              struct reg_manifest_resp *out, ef_err **err);
+
+/* Bytes [from, to] of blob digest, each chunk given to fn as it comes,
+ * from the first route that serves it.  A registry that answers the
+ * Range with anything but exactly that range (200, 416, 501, another
+ * Content-Range) is remembered: every later range request of this
+ * client fails at once (EF_NET), and reg_client_ranges_refused says so. */
+int reg_client_get_range (reg_client *c, const struct reg_ref *ref, const char *digest, int64_t from, int64_t to,
+                          reg_chunk_fn fn, void *payload, ef_err **err);
+bool reg_client_ranges_refused (const reg_client *c);
 
 /* HEAD of a blob at the registry itself: its length. */
 int reg_client_blob_size (reg_client *c, const struct reg_ref *ref, const char *digest, int64_t *size, ef_err **err);

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "../common/util.h"
+#include "partial.h"
 #include "pull.h"
 #include "sigstore.h"
 
@@ -20,6 +21,7 @@ reg_pull_result_free (struct reg_pull_result *r)
         free (r->layer_sources[i]);
     }
   free (r->layer_sources);
+  free (r->layer_stats);
   free (r->config_source);
   free (r->manifest_source);
   free (r->layer_digests);
@@ -54,12 +56,15 @@ reg_pull_result_dup (const struct reg_pull_result *r)
   d->layer_types = xcalloc (r->nlayers + 1, sizeof (char *));
   d->layer_sizes = xcalloc (r->nlayers + 1, sizeof (int64_t));
   d->layer_sources = xcalloc (r->nlayers + 1, sizeof (char *));
+  d->layer_stats = xcalloc (r->nlayers + 1, sizeof *d->layer_stats);
   for (size_t i = 0; i < r->nlayers; i++)
     {
       d->layer_digests[i] = xstrdup (r->layer_digests[i]);
       d->layer_types[i] = xstrdup (r->layer_types[i]);
       d->layer_sizes[i] = r->layer_sizes[i];
       d->layer_sources[i] = dup_or_null (r->layer_sources ? r->layer_sources[i] : NULL);
+      if (r->layer_stats)
+        d->layer_stats[i] = r->layer_stats[i];
     }
   d->config_source = dup_or_null (r->config_source);
   d->manifest_source = dup_or_null (r->manifest_source);
@@ -186,27 +191,76 @@ check_space (reg_store *s, const struct reg_desc *const *blobs, size_t n, ef_err
   return 0;
 }
 
-/* The blobs, noting where each came from. */
+/* Layers that a partial pull can rebuild from chunks the store holds
+ * (partial.h); what it cannot, the engine fetches whole. */
+static int
+partial_layers (reg_client *c, reg_store *s, const struct reg_ref *ref, const struct reg_desc **blobs, size_t n,
+                struct reg_pull_result *res, struct reg_blob_result *per, ef_err **err)
+{
+  for (size_t i = 1; i < n; i++)
+    {
+      struct reg_fetch_stats st = { 0 };
+      ef_err *e = NULL;
+      int rc;
+      if (reg_store_has (s, blobs[i]->digest, blobs[i]->size))
+        continue;
+      rc = reg_partial_fetch (c, ref, blobs[i], s, &st, &e);
+      ef_err_free (e); /* a rebuild that failed kept nothing: the layer is fetched whole */
+      res->stats.bytes_fetched += st.bytes_fetched;
+      per[i].stats.bytes_fetched += st.bytes_fetched;
+      if (rc == 0)
+        {
+          res->stats.bytes_reused += st.bytes_reused;
+          per[i].stats.bytes_reused += st.bytes_reused;
+          per[i].source = xstrdup (ref->domain); /* ranges, rebuilt here */
+        }
+      if (http_cancelled (reg_client_retry (c)))
+        return ef_err_set (err, EF_NET, "interrupted");
+    }
+  return 0;
+}
+
+/* The blobs, noting where each came from and what it cost. */
 static int
 fetch_blobs (reg_client *c, reg_store *s, const struct reg_ref *ref, const struct reg_desc **blobs, size_t n,
              const struct reg_pull_opts *o, struct reg_pull_result *res, ef_err **err)
 {
-  cleanup_free char **sources = xcalloc (n + 1, sizeof (char *));
-  int rc = reg_blobs_fetch (c, ref, blobs, n, s, o->progress, o->payload, &res->stats, sources, err);
+  struct reg_blob_result *per = xcalloc (n + 1, sizeof *per);
+  struct reg_blob_result *eng = xcalloc (n + 1, sizeof *eng);
+  int rc = partial_layers (c, s, ref, blobs, n, res, per, err);
 
+  if (rc == 0)
+    rc = reg_blobs_fetch (c, ref, blobs, n, s, o->progress, o->payload, &res->stats, eng, err);
   res->layer_sources = xcalloc (res->nlayers + 1, sizeof (char *));
+  res->layer_stats = xcalloc (res->nlayers + 1, sizeof *res->layer_stats);
   for (size_t i = 0; i < n; i++)
     {
       size_t k = 0;
+      if (per[i].source == NULL) /* not rebuilt: what the engine did */
+        {
+          per[i].source = eng[i].source;
+          per[i].stats.bytes_fetched += eng[i].stats.bytes_fetched;
+          per[i].stats.bytes_reused += eng[i].stats.bytes_reused;
+        }
+      else
+        {
+          free (eng[i].source); /* the engine found it in the store */
+          res->stats.bytes_reused -= eng[i].stats.bytes_reused;
+        }
       while (k < res->nlayers && strcmp (res->layer_digests[k], blobs[i]->digest) != 0)
         k++;
       if (i == 0) /* the config comes first */
-        res->config_source = sources[i];
+        res->config_source = per[i].source;
       else if (k < res->nlayers && res->layer_sources[k] == NULL)
-        res->layer_sources[k] = sources[i];
+        {
+          res->layer_sources[k] = per[i].source;
+          res->layer_stats[k] = per[i].stats;
+        }
       else
-        free (sources[i]);
+        free (per[i].source);
     }
+  free (per);
+  free (eng);
   return rc;
 }
 

@@ -18,6 +18,7 @@ struct reg_pull_result
   int64_t *layer_sizes;
   char **layer_types;
   char **layer_sources;  /* the host each layer came from; NULL: in the store already */
+  struct reg_fetch_stats *layer_stats; /* per layer: bytes fetched, and reused from the store */
   char *config_source;
   char *manifest_source; /* the host that answered for the image manifest */
   int64_t total_size;    /* config + layers */

@@ -1,0 +1,362 @@
+/* partial.c: see partial.h. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../common/digest.h"
+#include "../common/file.h"
+#include "../common/util.h"
+#include "partial.h"
+#include "toc.h"
+
+#define BASE_BLOBS_MAX 256  /* zstd:chunked layers of the store looked at */
+#define MERGE_GAP 4096      /* a reusable chunk this small between two ranges is fetched with them */
+#define COPY_BUF (128 * 1024)
+
+/* A chunk the store holds: in which blob, where. */
+struct base_chunk
+{
+  char digest[72];
+  int64_t len; /* compressed */
+  int blob;
+  int64_t offset;
+};
+
+struct base
+{
+  int fds[BASE_BLOBS_MAX];
+  int nblobs;
+  struct base_chunk *v;
+  size_t n, cap;
+};
+
+enum seg_kind
+{
+  SEG_FETCH,
+  SEG_COPY,
+  SEG_TOC, /* fetched already: the TOC */
+};
+
+struct seg
+{
+  int64_t off, end;
+  enum seg_kind kind;
+  const struct base_chunk *src;
+};
+
+static int
+cmp_chunk (const void *a, const void *b)
+{
+  const struct base_chunk *x = a, *y = b;
+  int c = strcmp (x->digest, y->digest);
+  return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* The chunks of one blob of the store, when it is a zstd:chunked layer
+ * (its footer says so; it was verified when it was stored). */
+static void
+base_add (struct base *b, int fd)
+{
+  unsigned char tail[72];
+  struct reg_toc_pos pos;
+  cleanup_free char *frame = NULL;
+  reg_toc *t = NULL;
+  struct stat st;
+  size_t n;
+
+  if (fstat (fd, &st) < 0 || !S_ISREG (st.st_mode) || st.st_size < 48)
+    return;
+  n = st.st_size < 72 ? (size_t) st.st_size : 72;
+  if (pread (fd, tail, n, st.st_size - (off_t) n) != (ssize_t) n
+      || reg_toc_footer (tail, n, st.st_size, &pos, NULL) < 0)
+    return;
+  frame = xmalloc ((size_t) pos.length);
+  if (pread (fd, frame, (size_t) pos.length, pos.offset) != pos.length
+      || reg_toc_parse (&t, frame, (size_t) pos.length, &pos, st.st_size, NULL) < 0)
+    return;
+  for (size_t i = 0; i < reg_toc_count (t); i++)
+    {
+      const struct reg_toc_chunk *c = reg_toc_chunk (t, i);
+      if (b->n == b->cap)
+        {
+          b->cap = b->cap ? 2 * b->cap : 1024;
+          b->v = xrealloc (b->v, b->cap * sizeof *b->v);
+        }
+      snprintf (b->v[b->n].digest, sizeof b->v[b->n].digest, "%s", c->digest);
+      b->v[b->n].len = c->end - c->offset;
+      b->v[b->n].blob = b->nblobs;
+      b->v[b->n].offset = c->offset;
+      b->n++;
+    }
+  reg_toc_free (t);
+}
+
+static void
+base_scan (struct base *b, reg_store *s)
+{
+  cleanup_free char *dir = xasprintf ("%s/blobs/sha256", reg_store_dir (s));
+  DIR *d = opendir (dir);
+  struct dirent *de;
+
+  while (d && (de = readdir (d)) != NULL && b->nblobs < BASE_BLOBS_MAX)
+    {
+      int fd;
+      if (strlen (de->d_name) != EF_DIGEST_HEX)
+        continue;
+      fd = openat (dirfd (d), de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+      if (fd < 0)
+        continue;
+      size_t before = b->n;
+      base_add (b, fd);
+      if (b->n > before)
+        b->fds[b->nblobs++] = fd;
+      else
+        close (fd);
+    }
+  if (d)
+    closedir (d);
+  if (b->n > 1)
+    qsort (b->v, b->n, sizeof *b->v, cmp_chunk);
+}
+
+static void
+base_dispose (struct base *b)
+{
+  for (int i = 0; i < b->nblobs; i++)
+    close (b->fds[i]);
+  free (b->v);
+}
+
+static const struct base_chunk *
+base_find (const struct base *b, const char *digest, int64_t len)
+{
+  struct base_chunk key = { .len = len };
+
+  snprintf (key.digest, sizeof key.digest, "%s", digest);
+  return b->n ? bsearch (&key, b->v, b->n, sizeof *b->v, cmp_chunk) : NULL;
+}
+
+/* Segments tiling [0, size): the chunks the store holds are copied, the
+ * TOC is at hand, the rest is fetched; then merged down to at most
+ * REG_PARTIAL_RANGES fetches.  Returns the count. */
+static size_t
+plan (const reg_toc *t, const struct base *b, const struct reg_toc_pos *pos, int64_t size, struct seg *v)
+{
+  size_t n = 0;
+  int64_t cur = 0;
+
+  for (size_t i = 0; i < reg_toc_count (t); i++)
+    {
+      const struct reg_toc_chunk *c = reg_toc_chunk (t, i);
+      const struct base_chunk *src = base_find (b, c->digest, c->end - c->offset);
+      if (src == NULL)
+        continue;
+      if (c->offset > cur)
+        v[n++] = (struct seg){ cur, c->offset, SEG_FETCH, NULL };
+      v[n++] = (struct seg){ c->offset, c->end, SEG_COPY, src };
+      cur = c->end;
+    }
+  if (pos->offset > cur) /* the TOC lies after every chunk (toc.c checks it) */
+    v[n++] = (struct seg){ cur, pos->offset, SEG_FETCH, NULL };
+  v[n++] = (struct seg){ pos->offset, pos->offset + pos->length, SEG_TOC, NULL };
+  if (size > pos->offset + pos->length)
+    v[n++] = (struct seg){ pos->offset + pos->length, size, SEG_FETCH, NULL };
+  return n;
+}
+
+/* Fetch what lies between two fetches when it is small, or when there
+ * are too many fetches (the smallest gap first). */
+static size_t
+merge (struct seg *v, size_t n)
+{
+  for (;;)
+    {
+      size_t fetches = 0, best = 0;
+      int64_t gap = INT64_MAX;
+      for (size_t i = 0; i < n; i++)
+        fetches += v[i].kind == SEG_FETCH;
+      for (size_t i = 1; i + 1 < n; i++)
+        if (v[i - 1].kind == SEG_FETCH && v[i + 1].kind == SEG_FETCH && v[i].end - v[i].off < gap)
+          {
+            gap = v[i].end - v[i].off;
+            best = i;
+          }
+      if (best == 0 || (gap > MERGE_GAP && fetches <= REG_PARTIAL_RANGES))
+        return n;
+      v[best - 1].end = v[best + 1].end;
+      memmove (&v[best], &v[best + 2], (n - best - 2) * sizeof *v);
+      n -= 2;
+    }
+}
+
+struct at
+{
+  int fd;
+  int64_t off;
+};
+
+static int
+write_at (void *payload, const void *buf, size_t len, ef_err **err)
+{
+  struct at *a = payload;
+  const char *p = buf;
+
+  while (len > 0)
+    {
+      ssize_t w = pwrite (a->fd, p, len, a->off);
+      if (w < 0 && errno == EINTR)
+        continue;
+      if (w <= 0)
+        return ef_err_io (err, errno ? errno : EIO, "write a rebuilt layer");
+      p += w;
+      len -= (size_t) w;
+      a->off += w;
+    }
+  return 0;
+}
+
+static int
+copy (const struct base *b, const struct seg *sg, int fd, ef_err **err)
+{
+  cleanup_free char *buf = xmalloc (COPY_BUF);
+  struct at a = { fd, sg->off };
+  int64_t left = sg->end - sg->off, from = sg->src->offset;
+
+  while (left > 0)
+    {
+      size_t want = left < COPY_BUF ? (size_t) left : COPY_BUF;
+      ssize_t r = pread (b->fds[sg->src->blob], buf, want, from);
+      int rc;
+      if (r <= 0)
+        return ef_err_io (err, r < 0 ? errno : EIO, "read a stored layer");
+      if ((rc = write_at (&a, buf, (size_t) r, err)) < 0)
+        return rc;
+      from += r;
+      left -= r;
+    }
+  return 0;
+}
+
+static int
+collect (void *payload, const void *buf, size_t len, ef_err **err)
+{
+  struct ef_buf *b = payload;
+  if (ef_buf_append (b, buf, len) < 0)
+    return ef_err_set (err, EF_VERIFY, "zstd:chunked TOC longer than announced");
+  return 0;
+}
+
+/* The file hashes to digest. */
+static int
+check (int fd, const char *digest, ef_err **err)
+{
+  cleanup_free char *buf = xmalloc (COPY_BUF);
+  char got[EF_DIGEST_LEN + 1];
+  ef_hash *h = ef_hash_new ();
+  off_t off = 0;
+  ssize_t r;
+
+  while ((r = pread (fd, buf, COPY_BUF, off)) > 0)
+    {
+      ef_hash_update (h, buf, (size_t) r);
+      off += r;
+    }
+  ef_hash_final (h, got);
+  ef_hash_free (h);
+  if (r < 0)
+    return ef_err_io (err, errno, "read a rebuilt layer");
+  if (strcmp (got, digest) != 0)
+    return ef_err_set (err, EF_VERIFY, "layer %s rebuilt from its chunks hashes to %s", digest, got);
+  return 0;
+}
+
+/* Build the layer in tmp from the plan, fetching what it says. */
+static int
+rebuild (reg_client *c, const struct reg_ref *ref, const struct reg_desc *d, const struct base *b,
+         const struct seg *v, size_t n, const struct ef_buf *toc, int fd, struct reg_fetch_stats *st, ef_err **err)
+{
+  int rc = 0;
+
+  for (size_t i = 0; rc == 0 && i < n; i++)
+    {
+      struct at a = { fd, v[i].off };
+      if (v[i].kind == SEG_COPY)
+        {
+          rc = copy (b, &v[i], fd, err);
+          st->bytes_reused += v[i].end - v[i].off;
+        }
+      else if (v[i].kind == SEG_TOC)
+        rc = write_at (&a, toc->data, toc->len, err);
+      else
+        {
+          rc = reg_client_get_range (c, ref, d->digest, v[i].off, v[i].end - 1, write_at, &a, err);
+          st->bytes_fetched += a.off - v[i].off;
+        }
+    }
+  return rc < 0 ? rc : check (fd, d->digest, err);
+}
+
+int
+reg_partial_fetch (reg_client *c, const struct reg_ref *ref, const struct reg_desc *d, reg_store *s,
+                   struct reg_fetch_stats *st, ef_err **err)
+{
+  const struct reg_client_opts *o = reg_client_opts (c);
+  struct reg_toc_pos pos;
+  struct base b = { .nblobs = 0 };
+  struct ef_buf toc;
+  reg_toc *t = NULL;
+  cleanup_free struct seg *v = NULL;
+  cleanup_free char *tmp = NULL;
+  size_t n;
+  int rc, fd;
+
+  if (reg_toc_position (d, &pos, NULL) < 0 || reg_client_ranges_refused (c) || (o->may_fetch && !o->may_fetch (o->may_fetch_ud)))
+    return -EF_NOTFOUND;
+  base_scan (&b, s);
+  if (b.n == 0)
+    {
+      base_dispose (&b);
+      return -EF_NOTFOUND; /* nothing to build from */
+    }
+  ef_buf_init (&toc, (size_t) pos.length);
+  rc = reg_client_get_range (c, ref, d->digest, pos.offset, pos.offset + pos.length - 1, collect, &toc, err);
+  st->bytes_fetched += (int64_t) toc.len;
+  if (rc == 0)
+    rc = reg_toc_parse (&t, toc.data, toc.len, &pos, d->size, err);
+  if (rc < 0)
+    {
+      ef_buf_dispose (&toc);
+      base_dispose (&b);
+      return reg_client_ranges_refused (c) ? (ef_err_clear (err), -EF_NOTFOUND) : rc;
+    }
+  v = xcalloc (2 * reg_toc_count (t) + 4, sizeof *v);
+  n = merge (v, plan (t, &b, &pos, d->size, v));
+  tmp = xasprintf ("%s/ingest/%s.partial", reg_store_dir (s), d->digest + 7);
+  unlink (tmp); /* one an earlier run left */
+  fd = open (tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0)
+    rc = ef_err_io (err, errno, "create %s", tmp);
+  else
+    {
+      rc = rebuild (c, ref, d, &b, v, n, &toc, fd, st, err);
+      if (rc == 0)
+        rc = reg_store_adopt (s, fd, tmp, d->digest, err);
+      if (rc < 0)
+        unlink (tmp); /* no wrong byte is kept */
+      close (fd);
+    }
+  if (rc < 0 && reg_client_ranges_refused (c))
+    {
+      ef_err_clear (err);
+      rc = -EF_NOTFOUND;
+    }
+  reg_toc_free (t);
+  ef_buf_dispose (&toc);
+  base_dispose (&b);
+  return rc;
+}

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Partial pulls of zstd:chunked layers made by skopeo: v1 of a service is
+# pulled, then v2, in which 2 of 40 files of 1 MiB changed.  The real
+# registry, behind our proxy (which counts and can strip Range), and the
+# result handed to a real podman.
+set -u
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/testlib.sh"
+
+export EDGEFETCH_RETRY_BASE_MS=100
+setup_pki alice s3cret
+CR=alice:s3cret
+M=$TOP/tests/e2e/mkimage.py
+for v in v1 v2; do
+	python3 "$M" image "$T/$v" --tag 1.0 --busybox --note "$v" --files 40:1024 --vary 3,17 >/dev/null
+done
+PR=$(free_port) PP=$(free_port)
+start_registry reg "$PR" htpasswd || setup_failed registry
+R=127.0.0.1:$PR
+for v in v1 v2; do
+	push "$T/$v:1.0" "$R/edge/app:$v" --dest-creds "$CR" --dest-compress-format zstd:chunked || setup_failed push $v
+done
+echo '{}' >"$T/control"
+"$PY" "$TOP/tests/e2e/faultproxy.py" --port "$PP" --upstream "$R" --cert "$T/ca/server.crt" --key "$T/ca/server.key" \
+	--ca "$T/ca/ca.crt" --control "$T/control" --stats "$T/stats" >"$T/proxy.log" 2>&1 &
+PIDS+=($!)
+wait_port "$PP" || setup_failed proxy
+P=127.0.0.1:$PP
+ctl() { echo "$1" >"$T/control"; }
+efp() { "$EF" pull --quiet --ca-file "$T/ca/ca.crt" --creds "$CR" "$@"; }
+RAW=$(skopeo inspect --raw --creds "$CR" --cert-dir "$T/skcerts" "docker://$R/edge/app:v2")
+DATA=$(jq -r '.layers[-1].digest' <<<"$RAW") DSIZE=$(jq -r '.layers[-1].size' <<<"$RAW")
+layer() { jq --arg d "$DATA" '.layers[] | select(.digest == $d)' "$T/out" 2>/dev/null; }
+# bytes_fetched and bytes_reused of the data layer in the last --json; a
+# pull that printed none reads as "everything fetched, nothing reused"
+fetched() { local n; n=$(layer | jq .bytes_fetched); echo "${n:-999999999999}"; }
+reused() { local n; n=$(layer | jq .bytes_reused); echo "${n:-0}"; }
+blob_ok() { [ "$(sha256sum <"$1/blobs/sha256/${DATA#sha256:}" | cut -c1-64)" = "${DATA#sha256:}" ]; }
+
+check "the data layer is zstd:chunked with a TOC" jq -e '.layers[-1].annotations | keys | map(select(test("zstd-chunked.manifest-position"))) | length == 1' <<<"$RAW"
+
+# ---- v1, then v2 into the same store ----
+run 0 "v1 pulled whole" efp --store "$T/s" "$P/edge/app:v1"
+run 0 "v2 into the same store: a partial pull" efp --store "$T/s" --json "$P/edge/app:v2"
+f=$(fetched) r=$(reused)
+check "v2: the changed layer cost $f bytes on the wire of $DSIZE (<= 0.15 x)" [ $((f * 100)) -le $((DSIZE * 15)) ]
+check "v2: $r bytes of it reused from v1" [ "$r" -gt $((DSIZE / 2)) ]
+check "v2: the rebuilt layer hashes to its digest" blob_ok "$T/s"
+check "v2: no partial file left" [ -z "$(ls "$T/s/ingest" 2>/dev/null)" ]
+
+# ---- no cheating: into an empty store the layer is fetched whole ----
+run 0 "v2 into an empty store" efp --store "$T/e" --json "$P/edge/app:v2"
+check "empty store: the whole layer fetched ($(fetched) of $DSIZE), nothing reused" \
+	[ "$(fetched)" -ge "$DSIZE" -a "$(fetched)" -lt 999999999999 -a "$(reused)" = 0 ]
+
+# ---- a registry (here a proxy) that ignores Range: one plain fetch of the layer, at most ----
+run 0 "ignore Range: v1 first" efp --store "$T/n" "$P/edge/app:v1"
+ctl '{"ignore_range": true}'
+b0=$(jq '.blob_bytes // 0' "$T/stats")
+run 0 "ignore Range: v2 still pulls" efp --store "$T/n" --json "$P/edge/app:v2"
+f=$(($(jq '.blob_bytes // 0' "$T/stats") - b0)) # what the proxy sent, the config too
+check "ignore Range: the proxy sent $f bytes for a layer of $DSIZE (<= 1.05 x)" \
+	[ "$f" -ge "$DSIZE" -a $((f * 100)) -le $((DSIZE * 105)) ]
+check "ignore Range: intact" blob_ok "$T/n"
+ctl '{}'
+
+# ---- a rebuild that does not hash (the base's bytes differ): fetched whole, nothing wrong kept ----
+run 0 "bad base: v1 first" efp --store "$T/b" "$P/edge/app:v1"
+V1DATA=$(skopeo inspect --raw --creds "$CR" --cert-dir "$T/skcerts" "docker://$R/edge/app:v1" | jq -r '.layers[-1].digest')
+printf 'X' | dd of="$T/b/blobs/sha256/${V1DATA#sha256:}" bs=1 seek=5000 conv=notrunc status=none
+run 0 "bad base: v2 still pulls" efp --store "$T/b" --json "$P/edge/app:v2"
+check "bad base: the layer was fetched whole after the rebuild failed" [ "$(fetched)" -ge "$DSIZE" -a "$(fetched)" -lt 999999999999 ]
+check "bad base: the layer in the store hashes to its digest" blob_ok "$T/b"
+
+# ---- the rebuilt image runs ----
+start_podman "$T/podman" || setup_failed podman
+run 0 "v2, rebuilt from v1's chunks, handed to podman" efp --store "$T/s" --runtime "podman:$PODMAN_SOCK" "$R/edge/app:v2"
+check "podman runs it" $PODMAN $PODMAN_RUN "$R/edge/app:v2" cat /etc/edgefetch-note
+
+pre_cleanup() { umount_T; }
+finish
