@@ -135,3 +135,6 @@ done
 
 # A site: 20 agents through distribution's pull-through cache and through edgefetch serve.
 AGENTS=${AGENTS:-20} EF=$EF "$TOP/tests/fleet.sh"
+
+# Updates: v1 -> v2 with 2 of 40 files changed, per layer compression.
+EF=$EF "$TOP/tests/update-bench.sh"
