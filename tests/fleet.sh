@@ -25,17 +25,7 @@ RAW=$(skopeo inspect --raw --creds "$CR" --cert-dir "$T/skcerts" "docker://$O/ed
 SIZE=$(jq '[.config.size] + [.layers[].size] | add' <<<"$RAW")
 
 # (a) distribution 2.8 as a pull-through cache of the origin
-mkdir -p "$T/dist"
-cat >"$T/dist/config.yml" <<EOF
-version: 0.1
-log: {level: error, accesslog: {disabled: true}}
-storage: {filesystem: {rootdirectory: $T/dist/data}}
-http: {addr: 127.0.0.1:$PC, tls: {certificate: $T/ca/server.crt, key: $T/ca/server.key}}
-proxy: {remoteurl: https://$O, username: fleet, password: fleet-pass}
-EOF
-SSL_CERT_FILE=$T/ca/ca.crt docker-registry serve "$T/dist/config.yml" >"$T/dist/log" 2>&1 &
-PIDS+=($!)
-wait_port "$PC"
+start_pull_through dist "$PC" "$O" fleet fleet-pass
 # (b) edgefetch serve as the site cache
 mkdir -p "$T/sc/$O" "$T/sc/localhost:$PT"
 cp "$T/ca/ca.crt" "$T/sc/$O/"

@@ -89,6 +89,23 @@ start_registry() {
 	wait_port "$port"
 }
 
+# start_pull_through NAME PORT UPSTREAM USER PASS: distribution as a pull-through cache of
+# https://UPSTREAM (which it reaches as USER), anonymous to its own clients, over TLS.
+start_pull_through() {
+	local d=$T/$1
+	mkdir -p "$d/data"
+	cat >"$d/config.yml" <<EOF
+version: 0.1
+log: {level: error, accesslog: {disabled: true}}
+storage: {filesystem: {rootdirectory: $d/data}}
+http: {addr: 127.0.0.1:$2, tls: {certificate: $T/ca/server.crt, key: $T/ca/server.key}}
+proxy: {remoteurl: https://$3, username: $4, password: $5}
+EOF
+	SSL_CERT_FILE=$T/ca/ca.crt docker-registry serve "$d/config.yml" >"$d/log" 2>&1 &
+	PIDS+=($!)
+	wait_port "$2"
+}
+
 # start_token_server PORT [ARGS...]: users come from $T/users (user:pass lines).
 start_token_server() {
 	local port=$1

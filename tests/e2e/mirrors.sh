@@ -22,17 +22,7 @@ R=127.0.0.1:$PR
 for i in tiny mid mid2 rate; do push "$T/$i:1.0" "$R/edge/$i:1.0" --dest-creds "$CR" || setup_failed push $i; done
 
 # the pull-through cache: anonymous to its clients, alice to the origin
-mkdir -p "$T/cache/data"
-cat >"$T/cache/config.yml" <<EOF
-version: 0.1
-log: {level: error, accesslog: {disabled: true}}
-storage: {filesystem: {rootdirectory: $T/cache/data}}
-http: {addr: 127.0.0.1:$PC, tls: {certificate: $T/ca/server.crt, key: $T/ca/server.key}}
-proxy: {remoteurl: https://$R, username: alice, password: s3cret}
-EOF
-SSL_CERT_FILE=$T/ca/ca.crt docker-registry serve "$T/cache/config.yml" >"$T/cache/log" 2>&1 &
-PIDS+=($!)
-wait_port "$PC" || setup_failed cache
+start_pull_through cache "$PC" "$R" alice s3cret || setup_failed cache
 echo '{}' >"$T/control"
 start_proxy() {
 	"$PY" "$TOP/tests/e2e/faultproxy.py" --port "$PP" --upstream "127.0.0.1:$PC" --cert "$T/ca/server.crt" \
