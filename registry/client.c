@@ -350,6 +350,7 @@ reg_client_ranges_refused (const reg_client *c)
 struct range_sink
 {
   int64_t from, to;
+  int64_t at; /* where this attempt starts: from, plus what earlier ones brought */
   reg_chunk_fn fn;
   void *payload;
   CURL *e;
@@ -374,7 +375,7 @@ range_cb (char *p, size_t size, size_t n, void *ud)
       if (rs->status == 401 || rs->status == 404)
         return 0; /* judged by the caller */
       cr = http_header (rs->e, "Content-Range", 0);
-      snprintf (want, sizeof want, "bytes %lld-%lld/", (long long) rs->from, (long long) rs->to);
+      snprintf (want, sizeof want, "bytes %lld-%lld/", (long long) rs->at, (long long) rs->to);
       if (rs->status != 206 || cr == NULL || strncmp (cr, want, strlen (want)) != 0)
         {
           rs->refused = true; /* 200, 416, 501 or another range: not one we can use */
@@ -419,10 +420,9 @@ range_from (reg_client *c, reg_host *h, const struct reg_ref *ref, const char *d
   for (int attempt = 1, reauthed = 0; rc == 0; attempt++)
     {
       CURLcode res;
-      if (rs->got > 0)
-        return ef_err_set (err, EF_NET, "blob %s: range cut short", digest); /* bytes are already out */
+      rs->at = rs->from + rs->got; /* a cut answer goes on from where it stopped */
       reg_session_prepare (c->session, h, c->easy, url, scope);
-      snprintf (range, sizeof range, "%lld-%lld", (long long) rs->from, (long long) rs->to);
+      snprintf (range, sizeof range, "%lld-%lld", (long long) rs->at, (long long) rs->to);
       curl_easy_setopt (c->easy, CURLOPT_RANGE, range);
       curl_easy_setopt (c->easy, CURLOPT_WRITEFUNCTION, range_cb);
       curl_easy_setopt (c->easy, CURLOPT_WRITEDATA, rs);

@@ -176,21 +176,28 @@ merge (struct seg *v, size_t n)
 {
   for (;;)
     {
-      size_t fetches = 0, best = 0;
+      size_t fetches = 0, best = n, next = n;
       int64_t gap = INT64_MAX;
       for (size_t i = 0; i < n; i++)
-        fetches += v[i].kind == SEG_FETCH;
-      for (size_t i = 1; i + 1 < n; i++)
-        if (v[i - 1].kind == SEG_FETCH && v[i + 1].kind == SEG_FETCH && v[i].end - v[i].off < gap)
-          {
-            gap = v[i].end - v[i].off;
-            best = i;
-          }
-      if (best == 0 || (gap > MERGE_GAP && fetches <= REG_PARTIAL_RANGES))
+        {
+          size_t j = i + 1;
+          if (v[i].kind != SEG_FETCH)
+            continue;
+          fetches++;
+          while (j < n && v[j].kind != SEG_FETCH)
+            j++;
+          if (j < n && v[j].off - v[i].end < gap)
+            {
+              gap = v[j].off - v[i].end;
+              best = i;
+              next = j;
+            }
+        }
+      if (best == n || (gap > MERGE_GAP && fetches <= REG_PARTIAL_RANGES))
         return n;
-      v[best - 1].end = v[best + 1].end;
-      memmove (&v[best], &v[best + 2], (n - best - 2) * sizeof *v);
-      n -= 2;
+      v[best].end = v[next].end;
+      memmove (&v[best + 1], &v[next + 1], (n - next - 1) * sizeof *v);
+      n -= next - best;
     }
 }
 
@@ -336,8 +343,8 @@ reg_partial_fetch (reg_client *c, const struct reg_ref *ref, const struct reg_de
     }
   v = xcalloc (2 * reg_toc_count (t) + 4, sizeof *v);
   n = merge (v, plan (t, &b, &pos, d->size, v));
-  tmp = xasprintf ("%s/ingest/%s.partial", reg_store_dir (s), d->digest + 7);
-  unlink (tmp); /* one an earlier run left */
+  tmp = xasprintf ("%s/ingest/%s.%ld.partial", reg_store_dir (s), d->digest + 7, (long) getpid ());
+  unlink (tmp); /* one a killed run of the same pid left */
   fd = open (tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0)
     rc = ef_err_io (err, errno, "create %s", tmp);

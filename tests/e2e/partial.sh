@@ -48,6 +48,16 @@ check "v2: $r bytes of it reused from v1" [ "$r" -gt $((DSIZE / 2)) ]
 check "v2: the rebuilt layer hashes to its digest" blob_ok "$T/s"
 check "v2: no partial file left" [ -z "$(ls "$T/s/ingest" 2>/dev/null)" ]
 
+# ---- a range cut half way goes on from where it stopped ----
+run 0 "cut range: v1 first" efp --store "$T/c" "$P/edge/app:v1"
+ctl '{"cut_after": 300000, "cut_count": 1}'
+run 0 "cut range: v2 still rebuilt" efp --store "$T/c" --json "$P/edge/app:v2"
+check "cut range: the proxy cut one answer ($(jq '.cuts // 0' "$T/stats"))" [ "$(jq '.cuts // 0' "$T/stats")" = 1 ]
+f=$(fetched)
+check "cut range: resumed, not fetched again: $f bytes (<= 0.15 x)" [ $((f * 100)) -le $((DSIZE * 15)) ]
+check "cut range: the rebuilt layer hashes to its digest" blob_ok "$T/c"
+ctl '{}'
+
 # ---- no cheating: into an empty store the layer is fetched whole ----
 run 0 "v2 into an empty store" efp --store "$T/e" --json "$P/edge/app:v2"
 check "empty store: the whole layer fetched ($(fetched) of $DSIZE), nothing reused" \
