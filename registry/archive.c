@@ -35,7 +35,16 @@
   X (archive_entry_set_pathname)                                                                                      \
   X (archive_entry_set_filetype)                                                                                      \
   X (archive_entry_set_perm)                                                                                          \
-  X (archive_entry_set_size)
+  X (archive_entry_set_size)                                                                                         \
+  X (archive_read_new)                                                                                                \
+  X (archive_read_support_filter_gzip)                                                                                \
+  X (archive_read_support_format_tar)                                                                                 \
+  X (archive_read_open_memory)                                                                                        \
+  X (archive_read_next_header)                                                                                        \
+  X (archive_read_data)                                                                                               \
+  X (archive_read_free)                                                                                               \
+  X (archive_entry_pathname)                                                                                          \
+  X (archive_entry_size)
 
 static struct
 {
@@ -53,7 +62,7 @@ la_load (ef_err **err)
     return 0;
   h = dlopen ("libarchive.so.13", RTLD_NOW | RTLD_LOCAL);
   if (h == NULL)
-    return ef_err_set (err, EF_LOCAL, "cannot load libarchive.so.13 to write the archive");
+    return ef_err_set (err, EF_LOCAL, "cannot load libarchive.so.13");
 #define LA_SYM(name)                                                                                                  \
   if ((*(void **) &la.name = dlsym (h, #name)) == NULL)                                                               \
     return ef_err_set (err, EF_LOCAL, "libarchive.so.13 lacks %s", #name);
@@ -417,5 +426,56 @@ reg_export_stream (reg_store *s, const char *manifest_digest, const char *index_
   archive_write_free (a);
   reg_image_dispose (&im);
   reg_image_dispose (&top);
+  return rc;
+}
+
+int
+reg_archive_read_entry (const void *buf, size_t len, const char *name, size_t max, char **out, size_t *n,
+                        ef_err **err)
+{
+  struct archive *a;
+  struct archive_entry *e;
+  int rc = la_load (err);
+
+  *out = NULL;
+  *n = 0;
+  if (rc < 0)
+    return rc;
+  a = la.archive_read_new ();
+  if (a == NULL)
+    return ef_err_set (err, EF_LOCAL, "libarchive: out of memory");
+  la.archive_read_support_filter_gzip (a);
+  la.archive_read_support_format_tar (a);
+  rc = -EF_NOTFOUND;
+  if (la.archive_read_open_memory (a, buf, len) == ARCHIVE_OK)
+    while (rc == -EF_NOTFOUND && la.archive_read_next_header (a, &e) == ARCHIVE_OK)
+      {
+        la_int64_t size = la.archive_entry_size (e);
+        const char *p = la.archive_entry_pathname (e);
+        if (p == NULL || strcmp (p, name) != 0)
+          continue;
+        if (size < 0 || (uint64_t) size > max)
+          rc = ef_err_set (err, EF_VERIFY, "%s is %lld bytes, more than %zu", name, (long long) size, max);
+        else
+          {
+            *out = xmalloc ((size_t) size + 1);
+            if (la.archive_read_data (a, *out, (size_t) size) != (la_ssize_t) size)
+              rc = ef_err_set (err, EF_VERIFY, "%s is cut short", name);
+            else
+              {
+                (*out)[size] = '\0';
+                *n = (size_t) size;
+                rc = 0;
+              }
+          }
+      }
+  if (rc == -EF_NOTFOUND)
+    rc = ef_err_set (err, EF_VERIFY, "no %s in the archive", name);
+  if (rc < 0)
+    {
+      free (*out);
+      *out = NULL;
+    }
+  la.archive_read_free (a);
   return rc;
 }

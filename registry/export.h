@@ -63,4 +63,10 @@ void reg_image_dispose (struct reg_image *im);
 /* The entry of index.json for im (at digest), named after ref. */
 json_t *reg_image_index_entry (const struct reg_image *im, const char *digest, const struct reg_ref *ref);
 
+/* Entry name of a tar (gzip'd or not) held in memory, read with
+ * libarchive: at most max bytes, in *out (NUL-terminated; caller frees).
+ * EF_VERIFY when it is not there or not whole. */
+int reg_archive_read_entry (const void *buf, size_t len, const char *name, size_t max, char **out, size_t *n,
+                            ef_err **err);
+
 #endif

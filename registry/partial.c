@@ -72,13 +72,26 @@ base_add (struct base *b, int fd)
   if (fstat (fd, &st) < 0 || !S_ISREG (st.st_mode) || st.st_size < 48)
     return;
   n = st.st_size < 72 ? (size_t) st.st_size : 72;
-  if (pread (fd, tail, n, st.st_size - (off_t) n) != (ssize_t) n
-      || reg_toc_footer (tail, n, st.st_size, &pos, NULL) < 0)
+  if (pread (fd, tail, n, st.st_size - (off_t) n) != (ssize_t) n)
     return;
-  frame = xmalloc ((size_t) pos.length);
-  if (pread (fd, frame, (size_t) pos.length, pos.offset) != pos.length
-      || reg_toc_parse (&t, frame, (size_t) pos.length, &pos, st.st_size, NULL) < 0)
-    return;
+  if (reg_toc_footer (tail, n, st.st_size, &pos, NULL) == 0)
+    {
+      frame = xmalloc ((size_t) pos.length);
+      if (pread (fd, frame, (size_t) pos.length, pos.offset) != pos.length
+          || reg_toc_parse (&t, frame, (size_t) pos.length, &pos, st.st_size, NULL) < 0)
+        return;
+    }
+  else
+    {
+      int64_t off;
+      size_t footer;
+      if (reg_estargz_footer (tail, n, st.st_size, &off, &footer, NULL) < 0)
+        return;
+      n = (size_t) (st.st_size - (off_t) footer - off);
+      frame = xmalloc (n);
+      if (pread (fd, frame, n, off) != (ssize_t) n || reg_estargz_parse (&t, frame, n, "", off, NULL) < 0)
+        return;
+    }
   for (size_t i = 0; i < reg_toc_count (t); i++)
     {
       const struct reg_toc_chunk *c = reg_toc_chunk (t, i);
@@ -254,7 +267,7 @@ collect (void *payload, const void *buf, size_t len, ef_err **err)
 {
   struct ef_buf *b = payload;
   if (ef_buf_append (b, buf, len) < 0)
-    return ef_err_set (err, EF_VERIFY, "zstd:chunked TOC longer than announced");
+    return ef_err_set (err, EF_VERIFY, "a TOC longer than announced");
   return 0;
 }
 
@@ -308,6 +321,51 @@ rebuild (reg_client *c, const struct reg_ref *ref, const struct reg_desc *d, con
   return rc < 0 ? rc : check (fd, d->digest, err);
 }
 
+/* The new layer's TOC, by Range requests: a zstd:chunked one where its
+ * annotations place it, an eStargz one where its footer does.  *toc holds
+ * the bytes [pos->offset, pos->offset + pos->length) of the layer. */
+static int
+new_toc (reg_client *c, const struct reg_ref *ref, const struct reg_desc *d, struct reg_toc_pos *pos,
+         struct ef_buf *toc, reg_toc **t, struct reg_fetch_stats *st, ef_err **err)
+{
+  char tocd[72];
+  struct ef_buf tail;
+  int64_t off;
+  size_t footer;
+  int rc;
+
+  if (reg_toc_position (d, pos, NULL) == 0)
+    {
+      ef_buf_init (toc, (size_t) pos->length);
+      rc = reg_client_get_range (c, ref, d->digest, pos->offset, pos->offset + pos->length - 1, collect, toc, err);
+      st->bytes_fetched += (int64_t) toc->len;
+      return rc < 0 ? rc : reg_toc_parse (t, toc->data, toc->len, pos, d->size, err);
+    }
+  if (reg_estargz_toc_digest (d, tocd, NULL) < 0 || d->size < REG_ESTARGZ_FOOTER_MAX)
+    return -EF_NOTFOUND;
+  ef_buf_init (&tail, REG_ESTARGZ_FOOTER_MAX);
+  ef_buf_init (toc, REG_TOC_MAX + REG_ESTARGZ_FOOTER_MAX);
+  rc = reg_client_get_range (c, ref, d->digest, d->size - REG_ESTARGZ_FOOTER_MAX, d->size - 1, collect, &tail, err);
+  st->bytes_fetched += (int64_t) tail.len;
+  if (rc == 0)
+    rc = reg_estargz_footer ((unsigned char *) tail.data, tail.len, d->size, &off, &footer, err);
+  if (rc == 0)
+    {
+      rc = reg_client_get_range (c, ref, d->digest, off, d->size - (int64_t) footer - 1, collect, toc, err);
+      st->bytes_fetched += (int64_t) toc->len;
+    }
+  if (rc == 0)
+    rc = reg_estargz_parse (t, toc->data, toc->len, tocd, off, err);
+  if (rc == 0)
+    {
+      ef_buf_append (toc, tail.data + tail.len - footer, footer); /* the footer follows the TOC */
+      pos->offset = off;
+      pos->length = d->size - off;
+    }
+  ef_buf_dispose (&tail);
+  return rc;
+}
+
 int
 reg_partial_fetch (reg_client *c, const struct reg_ref *ref, const struct reg_desc *d, reg_store *s,
                    struct reg_fetch_stats *st, ef_err **err)
@@ -322,7 +380,10 @@ reg_partial_fetch (reg_client *c, const struct reg_ref *ref, const struct reg_de
   size_t n;
   int rc, fd;
 
-  if (reg_toc_position (d, &pos, NULL) < 0 || reg_client_ranges_refused (c) || (o->may_fetch && !o->may_fetch (o->may_fetch_ud)))
+  char tocd[72];
+
+  if ((reg_toc_position (d, &pos, NULL) < 0 && reg_estargz_toc_digest (d, tocd, NULL) < 0)
+      || reg_client_ranges_refused (c) || (o->may_fetch && !o->may_fetch (o->may_fetch_ud)))
     return -EF_NOTFOUND;
   base_scan (&b, s);
   if (b.n == 0)
@@ -330,11 +391,8 @@ reg_partial_fetch (reg_client *c, const struct reg_ref *ref, const struct reg_de
       base_dispose (&b);
       return -EF_NOTFOUND; /* nothing to build from */
     }
-  ef_buf_init (&toc, (size_t) pos.length);
-  rc = reg_client_get_range (c, ref, d->digest, pos.offset, pos.offset + pos.length - 1, collect, &toc, err);
-  st->bytes_fetched += (int64_t) toc.len;
-  if (rc == 0)
-    rc = reg_toc_parse (&t, toc.data, toc.len, &pos, d->size, err);
+  memset (&toc, 0, sizeof toc);
+  rc = new_toc (c, ref, d, &pos, &toc, &t, st, err);
   if (rc < 0)
     {
       ef_buf_dispose (&toc);

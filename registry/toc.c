@@ -115,6 +115,30 @@ reg_toc_footer (const unsigned char *tail, size_t len, int64_t size, struct reg_
   return check_position (pos, size, err);
 }
 
+reg_toc *
+reg_toc_new (void)
+{
+  return xcalloc (1, sizeof (reg_toc));
+}
+
+int
+reg_toc_add (reg_toc *t, int64_t offset, int64_t end, const char *key, int64_t limit, ef_err **err)
+{
+  if (end <= offset || end > limit || (t->n > 0 && offset < t->v[t->n - 1].end))
+    return ef_err_set (err, EF_VERIFY, "TOC: a chunk at %lld-%lld out of order or outside the blob",
+                       (long long) offset, (long long) end);
+  if (t->n == t->cap)
+    {
+      t->cap = t->cap ? 2 * t->cap : 256;
+      t->v = xrealloc (t->v, t->cap * sizeof *t->v);
+    }
+  t->v[t->n].offset = offset;
+  t->v[t->n].end = end;
+  snprintf (t->v[t->n].digest, sizeof t->v[t->n].digest, "%s", key);
+  t->n++;
+  return 0;
+}
+
 static int
 add_chunk (reg_toc *t, int64_t offset, const char *digest, int64_t limit, ef_err **err)
 {

@@ -48,7 +48,34 @@ int reg_toc_footer (const unsigned char *tail, size_t len, int64_t size, struct 
 int reg_toc_parse (reg_toc **out, const void *frame, size_t len, const struct reg_toc_pos *pos, int64_t size,
                    ef_err **err);
 size_t reg_toc_count (const reg_toc *t);
+/* For the eStargz reader: an empty TOC, and one more chunk at its end
+ * (in order, inside [0, limit), with key as its digest). */
+reg_toc *reg_toc_new (void);
+int reg_toc_add (reg_toc *t, int64_t offset, int64_t end, const char *key, int64_t limit, ef_err **err);
 const struct reg_toc_chunk *reg_toc_chunk (const reg_toc *t, size_t i);
 void reg_toc_free (reg_toc *t);
+
+/* eStargz (estargz.c): a gzip'd tar whose file contents (and chunks)
+ * each start a gzip member, with a TOC (stargz.index.json, a tar entry
+ * in a gzip member of its own) located by a footer: an empty gzip member
+ * whose extra field holds its offset (51 bytes; 47 for the older stargz).
+ * A member also holds the tar headers of the entries after its chunk, up
+ * to the next one with content: a chunk's key is therefore the digest of
+ * its chunk digest and of those entries' metadata, so that two members
+ * share a key only when they hold the same bytes (the rebuild's hash
+ * still decides). */
+#define REG_ESTARGZ_FOOTER_MAX 51
+/* The layer's annotated TOC digest (containerd.io/snapshot/stargz/toc.digest);
+ * EF_NOTFOUND when it has none. */
+int reg_estargz_toc_digest (const struct reg_desc *d, char digest[72], ef_err **err);
+/* The TOC's offset from the last bytes of a blob of size bytes; *footer is the footer's length. */
+int reg_estargz_footer (const unsigned char *tail, size_t len, int64_t size, int64_t *toc_offset, size_t *footer,
+                        ef_err **err);
+/* Parse the TOC member (len bytes from toc_offset; the footer excluded),
+ * checked against toc_digest when it is not "". */
+int reg_estargz_parse (reg_toc **out, const void *member, size_t len, const char *toc_digest, int64_t toc_offset,
+                       ef_err **err);
+/* The same from the TOC's JSON (stargz.index.json) itself. */
+int reg_estargz_walk (reg_toc **out, const char *json, size_t n, int64_t toc_offset, ef_err **err);
 
 #endif

@@ -1,6 +1,7 @@
-/* zstd:chunked tables of contents (registry/toc.c): the input as the TOC's
- * JSON (compressed here first, so the walk over entries is what is
- * fuzzed), as a compressed frame, and its tail as a footer. */
+/* Tables of contents (registry/toc.c, estargz.c): the input as a
+ * zstd:chunked TOC's JSON (compressed here first, so the walk over
+ * entries is what is fuzzed), as a compressed frame, as an eStargz TOC's
+ * JSON, and its tail as either footer. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,5 +51,22 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   if (reg_toc_footer (data, size, (int64_t) size + 100, &pos, NULL) == 0
       && (pos.offset < 0 || pos.length <= 0 || pos.offset + pos.length > (int64_t) size + 100))
     abort ();
+  if (reg_estargz_walk (&t, (const char *) data, size, blob, NULL) == 0)
+    {
+      for (size_t i = 0; i < reg_toc_count (t); i++)
+        {
+          const struct reg_toc_chunk *c = reg_toc_chunk (t, i);
+          if (c->end <= c->offset || c->end > blob || (i > 0 && c->offset < reg_toc_chunk (t, i - 1)->end))
+            abort ();
+        }
+      reg_toc_free (t);
+    }
+  {
+    int64_t off;
+    size_t footer;
+    if (reg_estargz_footer (data, size, (int64_t) size + 100, &off, &footer, NULL) == 0
+        && (off <= 0 || off >= (int64_t) size + 100 - (int64_t) footer))
+      abort ();
+  }
   return 0;
 }

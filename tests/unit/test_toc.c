@@ -64,6 +64,13 @@ toc__skopeo_layer_from_annotations_and_footer (void **state)
   dispose (&v);
 }
 
+/* An eStargz TOC of our own JSON: what the walk makes of it. */
+static int
+estargz_of (const char *json, reg_toc **t)
+{
+  return reg_estargz_walk (t, json, strlen (json), 100000, NULL);
+}
+
 /* A TOC of our own JSON, compressed: what the walk makes of hostile entries. */
 static int
 parse_json (const char *json, int64_t size, ef_err **err)
@@ -142,6 +149,73 @@ toc__a_tampered_toc_fails_its_checksum (void **state)
   dispose (&v);
 }
 
+static void
+estargz__ctr_remote_layer_footer_and_members (void **state)
+{
+  size_t blen, mlen;
+  cleanup_free char *blob = vec_read ("estargz/layer.tar.gz", &blen);
+  cleanup_free char *mjson = vec_read ("estargz/manifest.json", &mlen);
+  static const int64_t starts[] = { 85, 178, 4427, 8639, 12888 };
+  reg_manifest *m = NULL;
+  reg_toc *t = NULL;
+  char tocd[72];
+  int64_t off;
+  size_t footer;
+
+  (void) state;
+  assert_int_equal (reg_manifest_parse (&m, mjson, mlen, NULL, NULL), 0);
+  assert_int_equal (reg_estargz_toc_digest (reg_manifest_entry (m, 1), tocd, NULL), 0);
+  assert_int_equal (reg_estargz_footer ((unsigned char *) blob, blen, (int64_t) blen, &off, &footer, NULL), 0);
+  assert_int_equal (off, 17012);
+  assert_int_equal (footer, 51);
+  assert_int_equal (reg_estargz_parse (&t, blob + off, blen - footer - (size_t) off, tocd, off, NULL), 0);
+  assert_int_equal (reg_toc_count (t), 5);
+  for (size_t i = 0; i < 5; i++)
+    assert_int_equal (reg_toc_chunk (t, i)->offset, starts[i]);
+  assert_int_equal (reg_toc_chunk (t, 4)->end, 17012);
+  reg_toc_free (t);
+  /* a TOC that is not the annotated one */
+  tocd[10] = tocd[10] == 'a' ? 'b' : 'a';
+  assert_int_equal (reg_estargz_parse (&t, blob + off, blen - footer - (size_t) off, tocd, off, NULL), -EF_VERIFY);
+  /* no footer where one should be, and one that points past the blob */
+  assert_int_equal (reg_estargz_footer ((unsigned char *) blob, blen - 1, (int64_t) blen - 1, &off, &footer, NULL),
+                    -EF_VERIFY);
+  memcpy (blob + blen - 51 + 16, "ffffffffffffffff", 16);
+  assert_int_equal (reg_estargz_footer ((unsigned char *) blob, blen, (int64_t) blen, &off, &footer, NULL), -EF_VERIFY);
+  reg_manifest_free (m);
+}
+
+static void
+estargz__a_member_key_changes_with_the_next_header (void **state)
+{
+  /* the same chunk before another next entry is another member */
+  static const char *a = "{\"version\":1,\"entries\":[{\"name\":\"x\",\"type\":\"reg\",\"size\":3,\"offset\":100,"
+                         "\"chunkDigest\":\"sha256:1111111111111111111111111111111111111111111111111111111111111111\"},"
+                         "{\"name\":\"y\",\"type\":\"reg\",\"size\":3,\"mode\":420,\"offset\":200,"
+                         "\"chunkDigest\":\"sha256:2222222222222222222222222222222222222222222222222222222222222222\"}]}";
+  static const char *b = "{\"version\":1,\"entries\":[{\"name\":\"x\",\"type\":\"reg\",\"size\":3,\"offset\":100,"
+                         "\"chunkDigest\":\"sha256:1111111111111111111111111111111111111111111111111111111111111111\"},"
+                         "{\"name\":\"y\",\"type\":\"reg\",\"size\":3,\"mode\":493,\"offset\":200,"
+                         "\"chunkDigest\":\"sha256:3333333333333333333333333333333333333333333333333333333333333333\"}]}";
+  static const char *c = "{\"version\":1,\"entries\":[{\"name\":\"x\",\"type\":\"reg\",\"size\":3,\"offset\":100,"
+                         "\"chunkDigest\":\"sha256:1111111111111111111111111111111111111111111111111111111111111111\"},"
+                         "{\"name\":\"y\",\"type\":\"reg\",\"size\":3,\"mode\":420,\"offset\":200,"
+                         "\"chunkDigest\":\"sha256:3333333333333333333333333333333333333333333333333333333333333333\"}]}";
+  reg_toc *ta = NULL, *tb = NULL, *tc = NULL;
+
+  (void) state;
+  assert_int_equal (estargz_of (a, &ta), 0);
+  assert_int_equal (estargz_of (b, &tb), 0);
+  assert_int_equal (estargz_of (c, &tc), 0);
+  /* y's mode is in x's member: b's x is another member; c's y changed only in content */
+  assert_string_not_equal (reg_toc_chunk (ta, 0)->digest, reg_toc_chunk (tb, 0)->digest);
+  assert_string_equal (reg_toc_chunk (ta, 0)->digest, reg_toc_chunk (tc, 0)->digest);
+  assert_string_not_equal (reg_toc_chunk (ta, 1)->digest, reg_toc_chunk (tc, 1)->digest);
+  reg_toc_free (ta);
+  reg_toc_free (tb);
+  reg_toc_free (tc);
+}
+
 int
 main (void)
 {
@@ -149,6 +223,8 @@ main (void)
     cmocka_unit_test (toc__skopeo_layer_from_annotations_and_footer),
     cmocka_unit_test (toc__hostile_offsets_overlaps_and_positions_are_refused),
     cmocka_unit_test (toc__a_tampered_toc_fails_its_checksum),
+    cmocka_unit_test (estargz__ctr_remote_layer_footer_and_members),
+    cmocka_unit_test (estargz__a_member_key_changes_with_the_next_header),
   };
   return cmocka_run_group_tests_name ("toc", tests, NULL, NULL);
 }
