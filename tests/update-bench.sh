@@ -27,4 +27,27 @@ for fmt in gzip zstd zstd:chunked; do
 	w=$(jq .bytes_fetched "$T/whole.json") u=$(jq .bytes_fetched "$T/upd.json")
 	echo "| $fmt | $w | $u | $(echo "scale=3; $u / $w" | bc) |"
 done
-echo "| eStargz | (not read yet: fetched whole as gzip) | | |"
+# eStargz: ctr-remote (stargz-snapshotter) converts the same images in a containerd of our own
+mkdir -p "$T/cd"
+printf 'version = 2\nroot = "%s"\nstate = "%s"\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "%s"\n' \
+	"$T/cd/root" "$T/cd/state" "$T/cd/sock" >"$T/cd/config.toml"
+containerd --config "$T/cd/config.toml" >"$T/cd/log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do [ -S "$T/cd/sock" ] && break; sleep 0.1; done
+PR=$(free_port)
+start_registry regesgz "$PR" htpasswd
+R=127.0.0.1:$PR
+for v in v1 v2; do
+	skopeo copy -q "oci:$T/$v:1.0" "oci-archive:$T/$v.tar:example.com/app:$v"
+	ctr -a "$T/cd/sock" images import --base-name example.com/app "$T/$v.tar" >/dev/null
+	ctr-remote -a "$T/cd/sock" image convert --estargz --oci "example.com/app:$v" "example.com/app:$v-esgz" >/dev/null
+	ctr -a "$T/cd/sock" images export "$T/$v-esgz.tar" "example.com/app:$v-esgz"
+	skopeo copy -q --dest-cert-dir "$T/skcerts" --dest-creds "$CR" "oci-archive:$T/$v-esgz.tar" "docker://$R/edge/esgz:$v"
+done
+rm -rf "$T/s" "$T/w"
+efp --store "$T/w" --json "$R/edge/esgz:v2" >"$T/whole.json"
+efp --store "$T/s" "$R/edge/esgz:v1" >/dev/null
+efp --store "$T/s" --json "$R/edge/esgz:v2" >"$T/upd.json"
+w=$(jq .bytes_fetched "$T/whole.json") u=$(jq .bytes_fetched "$T/upd.json")
+echo "| eStargz | $w | $u | $(echo "scale=3; $u / $w" | bc) |"
+pre_cleanup() { umount_T; }
