@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -295,10 +296,74 @@ check (int fd, const char *digest, ef_err **err)
   return 0;
 }
 
-/* Build the layer in tmp from the plan, fetching what it says. */
+/* The journal of a rebuild: the digest of its plan on the first line,
+ * then the number of every fetched range whose bytes are on disk, so that
+ * a rebuild killed half way fetches only the rest (the copies from the
+ * store are made again: they cost no bytes on the wire). */
+struct journal
+{
+  int fd;
+  bool *done; /* by segment */
+};
+
+static void
+plan_digest (const struct reg_desc *d, const struct seg *v, size_t n, char out[72])
+{
+  ef_hash *h = ef_hash_new ();
+
+  ef_hash_update (h, d->digest, strlen (d->digest));
+  for (size_t i = 0; i < n; i++)
+    {
+      int64_t rec[3] = { v[i].off, v[i].end, (int64_t) v[i].kind };
+      ef_hash_update (h, rec, sizeof rec);
+    }
+  ef_hash_final (h, out);
+  ef_hash_free (h);
+}
+
+static int
+journal_open (struct journal *j, const char *path, const char *plan, size_t n, ef_err **err)
+{
+  cleanup_free char *text = NULL;
+  size_t len = 0;
+  char *line, *save = NULL;
+
+  j->done = xcalloc (n + 1, sizeof *j->done);
+  if (ef_read_file (path, 64 * 1024, &text, &len) == 0 && strncmp (text, plan, strlen (plan)) == 0
+      && text[strlen (plan)] == '\n')
+    for (line = strtok_r (text + strlen (plan) + 1, "\n", &save); line; line = strtok_r (NULL, "\n", &save))
+      {
+        uint64_t i;
+        if (ef_parse_u64 (line, n ? n - 1 : 0, &i) == 0)
+          j->done[i] = true;
+      }
+  else
+    {
+      unlink (path);
+      text = NULL;
+    }
+  j->fd = open (path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (j->fd < 0)
+    return ef_err_io (err, errno, "open %s", path);
+  if (text == NULL && (dprintf (j->fd, "%s\n", plan) < 0))
+    return ef_err_io (err, errno, "write %s", path);
+  return 0;
+}
+
+/* Range i is whole on disk: say so, after its bytes are. */
+static void
+journal_mark (struct journal *j, int datafd, size_t i)
+{
+  if (fdatasync (datafd) == 0)
+    dprintf (j->fd, "%zu\n", i);
+}
+
+/* Build the layer in fd from the plan, fetching what it says and the
+ * journal does not hold already. */
 static int
 rebuild (reg_client *c, const struct reg_ref *ref, const struct reg_desc *d, const struct base *b,
-         const struct seg *v, size_t n, const struct ef_buf *toc, int fd, struct reg_fetch_stats *st, ef_err **err)
+         const struct seg *v, size_t n, const struct ef_buf *toc, int fd, struct journal *j,
+         struct reg_fetch_stats *st, ef_err **err)
 {
   int rc = 0;
 
@@ -312,13 +377,59 @@ rebuild (reg_client *c, const struct reg_ref *ref, const struct reg_desc *d, con
         }
       else if (v[i].kind == SEG_TOC)
         rc = write_at (&a, toc->data, toc->len, err);
+      else if (j->done[i])
+        st->bytes_reused += v[i].end - v[i].off; /* an earlier run fetched it */
       else
         {
           rc = reg_client_get_range (c, ref, d->digest, v[i].off, v[i].end - 1, write_at, &a, err);
           st->bytes_fetched += a.off - v[i].off;
+          if (rc == 0)
+            journal_mark (j, fd, i);
         }
     }
   return rc < 0 ? rc : check (fd, d->digest, err);
+}
+
+/* Rebuild d from the plan in ingest/<hex>.partial (locked: one rebuild
+ * of a layer at a time), resuming what a killed run left; adopt it when
+ * it hashes right, drop it when it does not, keep it for the next run
+ * when the network failed. */
+static int
+rebuild_in_store (reg_client *c, const struct reg_ref *ref, const struct reg_desc *d, reg_store *s,
+                  const struct base *b, const struct seg *v, size_t n, const struct ef_buf *toc,
+                  struct reg_fetch_stats *st, ef_err **err)
+{
+  cleanup_free char *path = xasprintf ("%s/ingest/%s.partial", reg_store_dir (s), d->digest + 7);
+  cleanup_free char *jpath = xasprintf ("%s.journal", path);
+  struct journal j = { .fd = -1 };
+  char plan[72];
+  int rc, fd;
+
+  fd = open (path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return ef_err_io (err, errno, "open %s", path);
+  if (flock (fd, LOCK_EX | LOCK_NB) < 0)
+    {
+      close (fd);
+      return -EF_NOTFOUND; /* another edgefetch rebuilds it: fetch it the usual way, which waits */
+    }
+  plan_digest (d, v, n, plan);
+  rc = journal_open (&j, jpath, plan, n, err);
+  if (rc == 0)
+    rc = rebuild (c, ref, d, b, v, n, toc, fd, &j, st, err);
+  if (rc == 0)
+    rc = reg_store_adopt (s, fd, path, d->digest, err);
+  if (rc == 0 || rc == -EF_VERIFY || rc == -EF_LOCAL)
+    {
+      if (rc < 0)
+        unlink (path); /* no wrong byte is kept */
+      unlink (jpath);
+    }
+  if (j.fd >= 0)
+    close (j.fd);
+  free (j.done);
+  close (fd);
+  return rc;
 }
 
 /* The new layer's TOC, by Range requests: a zstd:chunked one where its
@@ -376,9 +487,8 @@ reg_partial_fetch (reg_client *c, const struct reg_ref *ref, const struct reg_de
   struct ef_buf toc;
   reg_toc *t = NULL;
   cleanup_free struct seg *v = NULL;
-  cleanup_free char *tmp = NULL;
   size_t n;
-  int rc, fd;
+  int rc;
 
   char tocd[72];
 
@@ -401,20 +511,7 @@ reg_partial_fetch (reg_client *c, const struct reg_ref *ref, const struct reg_de
     }
   v = xcalloc (2 * reg_toc_count (t) + 4, sizeof *v);
   n = merge (v, plan (t, &b, &pos, d->size, v));
-  tmp = xasprintf ("%s/ingest/%s.%ld.partial", reg_store_dir (s), d->digest + 7, (long) getpid ());
-  unlink (tmp); /* one a killed run of the same pid left */
-  fd = open (tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0)
-    rc = ef_err_io (err, errno, "create %s", tmp);
-  else
-    {
-      rc = rebuild (c, ref, d, &b, v, n, &toc, fd, st, err);
-      if (rc == 0)
-        rc = reg_store_adopt (s, fd, tmp, d->digest, err);
-      if (rc < 0)
-        unlink (tmp); /* no wrong byte is kept */
-      close (fd);
-    }
+  rc = rebuild_in_store (c, ref, d, s, &b, v, n, &toc, st, err);
   if (rc < 0 && reg_client_ranges_refused (c))
     {
       ef_err_clear (err);

@@ -45,7 +45,9 @@ MID=$(image_size mid)
 # ---- SIGKILL half way, then resume ----
 S=$T/s-kill
 ctl '{"rate": 3000000}'
-efp --store "$S" "$P/edge/mid:1.0" >/dev/null 2>&1 &
+# exec: $! is edgefetch itself (a backgrounded shell function would be a
+# subshell, and killing it would leave edgefetch running)
+(exec "$EF" pull --quiet --ca-file "$T/ca/ca.crt" --creds "$CR" --store "$S" "$P/edge/mid:1.0") >/dev/null 2>&1 &
 pid=$!
 for _ in $(seq 100); do [ "$(stored_bytes "$S")" -gt $((MID / 2)) ] && break; sleep 0.1; done
 kill -9 "$pid"
@@ -97,7 +99,9 @@ check "cuts: store verifies" store_ok "$S"
 # ---- a server that ignores Range ----
 S=$T/s-range
 ctl '{"rate": 8000000}'
-efp --store "$S" "$P/edge/mid:1.0" >/dev/null 2>&1 &
+# exec: $! is edgefetch itself (a backgrounded shell function would be a
+# subshell, and killing it would leave edgefetch running)
+(exec "$EF" pull --quiet --ca-file "$T/ca/ca.crt" --creds "$CR" --store "$S" "$P/edge/mid:1.0") >/dev/null 2>&1 &
 pid=$!
 sleep 1.5
 kill -9 "$pid"

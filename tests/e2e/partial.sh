@@ -58,6 +58,25 @@ check "cut range: resumed, not fetched again: $f bytes (<= 0.15 x)" [ $((f * 100
 check "cut range: the rebuilt layer hashes to its digest" blob_ok "$T/c"
 ctl '{}'
 
+# ---- a partial pull killed half way: the next run fetches only the rest ----
+run 0 "SIGKILL: v1 first" efp --store "$T/k" "$P/edge/app:v1"
+ctl '{"rate": 400000}'
+b0=$(jq '.blob_bytes // 0' "$T/stats")
+(exec "$EF" pull --quiet --ca-file "$T/ca/ca.crt" --creds "$CR" --store "$T/k" "$P/edge/app:v2") >/dev/null 2>&1 & # $! is edgefetch
+pid=$!
+journal() { local f=$T/k/ingest/${DATA#sha256:}.partial.journal; [ -e "$f" ] && [ "$(wc -l <"$f")" -ge 2 ]; }
+for _ in $(seq 200); do journal && break; sleep 0.05; done
+kill -9 "$pid"
+wait "$pid" 2>/dev/null
+check "SIGKILL: the rebuild had a range on disk when it was killed" journal
+ctl '{}'
+run 0 "SIGKILL: the next pull completes the rebuild" efp --store "$T/k" --json "$P/edge/app:v2"
+total=$(($(jq '.blob_bytes // 0' "$T/stats") - b0))
+check "SIGKILL: both runs together fetched $total bytes (<= 0.15 x the layer)" [ $((total * 100)) -le $((DSIZE * 15)) ]
+check "SIGKILL: the second run took what the first left ($(reused) bytes reused)" [ "$(reused)" -gt $((DSIZE / 2 + 1000000)) ]
+check "SIGKILL: the rebuilt layer hashes to its digest" blob_ok "$T/k"
+check "SIGKILL: nothing left in ingest" [ -z "$(ls "$T/k/ingest" 2>/dev/null)" ]
+
 # ---- no cheating: into an empty store the layer is fetched whole ----
 run 0 "v2 into an empty store" efp --store "$T/e" --json "$P/edge/app:v2"
 check "empty store: the whole layer fetched ($(fetched) of $DSIZE), nothing reused" \
