@@ -2,6 +2,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "../registry/partial.h"
 #include "deliver.h"
 
 /* Are all of the image's blobs in the store? */
@@ -98,12 +99,14 @@ join_early (struct run *r, int pull_rc, ef_err **err)
 }
 
 /* The runtime holds the image, checked: the store keeps its manifests,
- * config and record, not a second copy of its layers. */
+ * config and record, not a second copy of its layers; but for the layers
+ * with a table of contents, which the next version's partial pull is
+ * built from. */
 static void
 drop_layers (reg_store *s, const struct reg_pull_result *res)
 {
   for (size_t i = 0; i < res->nlayers; i++)
-    if (reg_store_has (s, res->layer_digests[i], res->layer_sizes[i]))
+    if (reg_store_has (s, res->layer_digests[i], res->layer_sizes[i]) && !reg_partial_base (s, res->layer_digests[i]))
       reg_store_drop (s, res->layer_digests[i], res->layer_sizes[i], NULL);
 }
 

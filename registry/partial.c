@@ -110,6 +110,23 @@ base_add (struct base *b, int fd)
   reg_toc_free (t);
 }
 
+bool
+reg_partial_base (reg_store *s, const char *digest)
+{
+  cleanup_free char *path = reg_store_blob_path (s, digest);
+  int fd = open (path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  struct base b = { .nblobs = 0 };
+  bool yes;
+
+  if (fd < 0)
+    return false;
+  base_add (&b, fd);
+  yes = b.n > 0;
+  free (b.v);
+  close (fd);
+  return yes;
+}
+
 static void
 base_scan (struct base *b, reg_store *s)
 {

@@ -11,6 +11,8 @@
 #ifndef EF_PARTIAL_H
 #define EF_PARTIAL_H
 
+#include <stdbool.h>
+
 #include "../common/err.h"
 #include "blobs.h"
 #include "client.h"
@@ -25,5 +27,9 @@
  * rebuild failed, nothing was kept, fetch it whole. */
 int reg_partial_fetch (reg_client *c, const struct reg_ref *ref, const struct reg_desc *d, reg_store *s,
                        struct reg_fetch_stats *st, ef_err **err);
+
+/* Does the store's blob digest carry a table of contents (a zstd:chunked
+ * or eStargz layer): is it a base for partial pulls? */
+bool reg_partial_base (reg_store *s, const char *digest);
 
 #endif

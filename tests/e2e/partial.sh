@@ -138,10 +138,16 @@ check "eStargz, empty store: the whole layer fetched, nothing reused" \
 RAW=$(skopeo inspect --raw --creds "$CR" --cert-dir "$T/skcerts" "docker://$R/edge/app:v2")
 DATA=$(jq -r '.layers[-1].digest' <<<"$RAW") DSIZE=$(jq -r '.layers[-1].size' <<<"$RAW")
 
-# ---- the rebuilt image runs ----
+# ---- through a runtime: the layer with a TOC stays for the next update, which runs ----
 start_podman "$T/podman" || setup_failed podman
-run 0 "v2, rebuilt from v1's chunks, handed to podman" efp --store "$T/s" --runtime "podman:$PODMAN_SOCK" "$R/edge/app:v2"
-check "podman runs it" $PODMAN $PODMAN_RUN "$R/edge/app:v2" cat /etc/edgefetch-note
+run 0 "handoff: v1 to podman" efp --store "$T/h" --runtime "podman:$PODMAN_SOCK" "$P/edge/app:v1"
+check "handoff: v1's zstd:chunked layer stays in the store, the base of the next update" \
+	[ -f "$T/h/blobs/sha256/${V1DATA#sha256:}" ]
+run 0 "handoff: v2 to podman, rebuilt from v1's chunks" \
+	efp --store "$T/h" --runtime "podman:$PODMAN_SOCK" --json "$P/edge/app:v2"
+f=$(fetched)
+check "handoff v2: the changed layer cost $f bytes of $DSIZE (<= 0.15 x)" [ $((f * 100)) -le $((DSIZE * 15)) ]
+check "podman runs v2" $PODMAN $PODMAN_RUN "$P/edge/app:v2" cat /etc/edgefetch-note
 
 pre_cleanup() { umount_T; }
 finish
