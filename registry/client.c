@@ -1,5 +1,6 @@
 /* client.c: see client.h. */
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 
 #include <curl/curl.h>
@@ -25,6 +26,8 @@ struct reg_client
   struct client_routes *routes; /* one per registry, made on first use */
   bool no_ranges;               /* a registry of this pull answered a Range request wrongly */
   bool ranges_ok;               /* ... or answered one rightly */
+  int64_t paced_since, paced;   /* ranges under the rate cap: since when (ms), how many bytes */
+  const char *range_source;     /* the host that answered the last range */
   CURL *easy;
 };
 
@@ -341,14 +344,45 @@ reg_client_blob_size (reg_client *c, const struct reg_ref *ref, const char *dige
   return rc;
 }
 
+const char *
+reg_client_range_source (const reg_client *c)
+{
+  return c->range_source;
+}
+
 bool
 reg_client_ranges_refused (const reg_client *c)
 {
   return c->no_ranges;
 }
 
+/* The rate cap across range requests, which go one after another: after
+ * n more bytes, wait until the cap allows what came so far (not reading
+ * the socket meanwhile, so that TCP holds the sender back too). */
+static void
+pace (reg_client *c, int64_t n)
+{
+  int64_t now = ef_now_ms (), due;
+
+  if (c->o.limit_rate <= 0)
+    return;
+  if (c->paced_since == 0 || now - c->paced_since > 60000)
+    {
+      c->paced_since = now; /* a new run of ranges */
+      c->paced = 0;
+    }
+  c->paced += n;
+  due = c->paced_since + c->paced * 1000 / c->o.limit_rate;
+  if (due > now)
+    {
+      struct timespec ts = { (time_t) ((due - now) / 1000), (long) ((due - now) % 1000) * 1000000 };
+      nanosleep (&ts, NULL);
+    }
+}
+
 struct range_sink
 {
+  reg_client *c;
   int64_t from, to;
   int64_t at; /* where this attempt starts: from, plus what earlier ones brought */
   reg_chunk_fn fn;
@@ -390,6 +424,7 @@ range_cb (char *p, size_t size, size_t n, void *ud)
   if (rs->fn (rs->payload, p, len, &rs->err) < 0)
     return 0;
   rs->got += (int64_t) len;
+  pace (rs->c, (int64_t) len);
   return len;
 }
 
@@ -427,8 +462,6 @@ range_from (reg_client *c, reg_host *h, const struct reg_ref *ref, const char *d
       curl_easy_setopt (c->easy, CURLOPT_WRITEFUNCTION, range_cb);
       curl_easy_setopt (c->easy, CURLOPT_WRITEDATA, rs);
       curl_easy_setopt (c->easy, CURLOPT_ERRORBUFFER, errbuf);
-      if (c->o.limit_rate)
-        curl_easy_setopt (c->easy, CURLOPT_MAX_RECV_SPEED_LARGE, (curl_off_t) c->o.limit_rate);
       if (!c->ranges_ok)
         {
           curl_easy_setopt (c->easy, CURLOPT_FRESH_CONNECT, 1L);
@@ -474,7 +507,7 @@ int
 reg_client_get_range (reg_client *c, const struct reg_ref *ref, const char *digest, int64_t from, int64_t to,
                       reg_chunk_fn fn, void *payload, ef_err **err)
 {
-  struct range_sink rs = { .from = from, .to = to, .fn = fn, .payload = payload };
+  struct range_sink rs = { .c = c, .from = from, .to = to, .fn = fn, .payload = payload };
   reg_routes *routes;
   int rc;
 
@@ -487,6 +520,8 @@ reg_client_get_range (reg_client *c, const struct reg_ref *ref, const char *dige
       struct reg_route *rt = reg_routes_get (routes, (size_t) i);
       ef_err *e = NULL;
       rc = range_from (c, rt->h, ref, digest, &rs, &e);
+      if (rc == 0)
+        c->range_source = reg_host_name (rt->h);
       if (rc == 0 || !rt->mirror || rs.got > 0 || c->no_ranges || http_cancelled (&c->retry))
         return rc < 0 ? ef_err_propagate (err, e) : 0;
       ef_err_free (e);

@@ -78,6 +78,8 @@ int reg_client_get_manifest (reg_client *c, const struct reg_ref *ref, const cha
 int reg_client_get_range (reg_client *c, const struct reg_ref *ref, const char *digest, int64_t from, int64_t to,
                           reg_chunk_fn fn, void *payload, ef_err **err);
 bool reg_client_ranges_refused (const reg_client *c);
+/* The host that answered the last range request (NULL before one did). */
+const char *reg_client_range_source (const reg_client *c);
 
 /* HEAD of a blob at the registry itself: its length. */
 int reg_client_blob_size (reg_client *c, const struct reg_ref *ref, const char *digest, int64_t *size, ef_err **err);

@@ -212,7 +212,7 @@ partial_layers (reg_client *c, reg_store *s, const struct reg_ref *ref, const st
         {
           res->stats.bytes_reused += st.bytes_reused;
           per[i].stats.bytes_reused += st.bytes_reused;
-          per[i].source = xstrdup (ref->domain); /* ranges, rebuilt here */
+          per[i].source = xstrdup (reg_client_range_source (c) ? reg_client_range_source (c) : ref->domain);
         }
       if (http_cancelled (reg_client_retry (c)))
         return ef_err_set (err, EF_NET, "interrupted");

@@ -77,6 +77,28 @@ check "SIGKILL: the second run took what the first left ($(reused) bytes reused)
 check "SIGKILL: the rebuilt layer hashes to its digest" blob_ok "$T/k"
 check "SIGKILL: nothing left in ingest" [ -z "$(ls "$T/k/ingest" 2>/dev/null)" ]
 
+# ---- the rate cap and the mirrors of hosts.toml hold for the ranges too ----
+run 0 "rate cap: v1 first" efp --store "$T/rc" "$R/edge/app:v1"
+t0=$(date +%s%3N)
+run 0 "rate cap: v2 with --limit-rate 512K" efp --store "$T/rc" --json --limit-rate 512K "$R/edge/app:v2"
+t1=$(date +%s%3N) f=$(fetched)
+check "rate cap: $f bytes took $((t1 - t0)) ms, at least what 512 KiB/s allows" [ $((t1 - t0)) -ge $((f * 1000 / 524288 * 90 / 100)) ]
+mkdir -p "$T/mc/$R"
+cp "$T/ca/ca.crt" "$T/mc/$R/ca.crt"
+printf '[host."https://%s"]\n  capabilities = ["pull", "resolve"]\n  ca = "ca.crt"\n' "$P" >"$T/mc/$R/hosts.toml"
+run 0 "mirror: v1 from the registry" efp --store "$T/mi" "$R/edge/app:v1"
+r0=$(jq '.range_requests // 0' "$T/stats") b0=$(jq '.blob_bytes // 0' "$T/stats")
+# the mirror (our proxy in front of the same registry) has credentials of its own in the auth file
+printf '{"auths":{"%s":{"auth":"%s"}}}' "$P" "$(printf %s "$CR" | base64)" >"$T/mirror-auth.json"
+run 0 "mirror: v2 through the mirror of hosts.toml" "$EF" pull --quiet --certs-dir "$T/mc" --creds "$CR" \
+	--auth-file "$T/mirror-auth.json" --store "$T/mi" --json "$R/edge/app:v2"
+check "mirror: the ranges went to the mirror ($(($(jq '.range_requests // 0' "$T/stats") - r0)) range requests)" \
+	[ "$(jq '.range_requests // 0' "$T/stats")" -gt "$((r0 + 1))" ]
+f=$(($(jq '.blob_bytes // 0' "$T/stats") - b0))
+check "mirror: it sent $f bytes for the update (<= 0.15 x the layer)" [ "$f" -gt 0 -a $((f * 100)) -le $((DSIZE * 15)) ]
+check "mirror: intact" blob_ok "$T/mi"
+check "mirror: --json names the mirror as the layer's source" [ "$(layer | jq -r .source)" = "$P" ]
+
 # ---- no cheating: into an empty store the layer is fetched whole ----
 run 0 "v2 into an empty store" efp --store "$T/e" --json "$P/edge/app:v2"
 check "empty store: the whole layer fetched ($(fetched) of $DSIZE), nothing reused" \

@@ -131,6 +131,32 @@ toc__hostile_offsets_overlaps_and_positions_are_refused (void **state)
 }
 
 static void
+toc__a_huge_count_of_entries_is_refused_within_budget (void **state)
+{
+  struct ef_buf b;
+  ef_err *err = NULL;
+  int rc;
+
+  (void) state;
+  ef_buf_init (&b, 64u << 20);
+  ef_buf_append (&b, "{\"version\":1,\"entries\":[", 24);
+  for (int i = 0; i < 400000; i++)
+    {
+      char e[160];
+      int n = snprintf (e, sizeof e, "%s{\"type\":\"dir\",\"name\":\"d%d/\",\"mode\":493,\"uid\":0,\"gid\":0}",
+                        i ? "," : "", i);
+      ef_buf_append (&b, e, (size_t) n);
+    }
+  ef_buf_append (&b, "]}", 2);
+  rc = parse_json (b.data, 1 << 30, &err);
+  assert_int_equal (rc, -EF_VERIFY);
+  if (strstr (ef_err_msg (err), "too complex") == NULL)
+    fail_msg ("got \"%s\"", ef_err_msg (err));
+  ef_err_free (err);
+  ef_buf_dispose (&b);
+}
+
+static void
 toc__a_tampered_toc_fails_its_checksum (void **state)
 {
   struct vec v;
@@ -223,6 +249,7 @@ main (void)
     cmocka_unit_test (toc__skopeo_layer_from_annotations_and_footer),
     cmocka_unit_test (toc__hostile_offsets_overlaps_and_positions_are_refused),
     cmocka_unit_test (toc__a_tampered_toc_fails_its_checksum),
+    cmocka_unit_test (toc__a_huge_count_of_entries_is_refused_within_budget),
     cmocka_unit_test (estargz__ctr_remote_layer_footer_and_members),
     cmocka_unit_test (estargz__a_member_key_changes_with_the_next_header),
   };
