@@ -38,10 +38,19 @@ reg_routes_new (reg_routes **out, reg_session *s, const char *const *certs_dirs,
         continue; /* a push-only host */
       else
         rc = reg_session_endpoint (s, ep, ref->api_host, &rt->h, err);
-      rt->mirror = ep && !ep->server;
-      /* the registry itself always may resolve tags and serve what it has */
-      rt->caps = rt->mirror ? ep->caps : REG_CAP_PULL | REG_CAP_RESOLVE;
+      if (rc < 0)
+        break;
+      rt->caps = ep ? ep->caps : 0;
       r->n++;
+    }
+  for (size_t i = 0; rc == 0 && i < r->n; i++)
+    {
+      /* after every entry is read: one that is the registry itself is no mirror */
+      struct reg_route *rt = &r->v[i];
+      rt->mirror = reg_host_is_mirror (rt->h);
+      /* the registry itself always may resolve tags and serve what it has */
+      if (!rt->mirror)
+        rt->caps = REG_CAP_PULL | REG_CAP_RESOLVE;
     }
   if (rc < 0 && hosts)
     ef_err_wrap (err, "%s", reg_hosts_path (hosts));

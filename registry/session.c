@@ -175,6 +175,7 @@ host_make (reg_session *s, const char *name, const char *base, const struct reg_
   for (h = s->hosts; h; h = h->next)
     if (strcasecmp (h->base, base) == 0)
       {
+        h->mirror = h->mirror && mirror; /* hosts.toml may name the registry itself as a host */
         *out = h;
         return 0;
       }
@@ -216,7 +217,8 @@ reg_session_endpoint (reg_session *s, const struct reg_endpoint *ep, const char 
 {
   const char *name = ep->host ? ep->host : api_host;
   cleanup_free char *base = xasprintf ("%s://%s%s", ep->scheme, name, ep->path);
-  return host_make (s, name, base, ep, !ep->server, out, err);
+  /* a [host] that is the registry itself is no mirror: its credentials are ours */
+  return host_make (s, name, base, ep, !ep->server && strcasecmp (name, api_host) != 0, out, err);
 }
 
 const char *const *
@@ -240,7 +242,8 @@ reg_host_is_mirror (const reg_host *h)
 char *
 reg_host_url (const reg_host *h, const char *ns, const char *fmt, ...)
 {
-  cleanup_free char *rest = NULL, *ens = NULL;
+  cleanup_free char *rest = NULL;
+  char *ens, *url;
   va_list ap;
 
   va_start (ap, fmt);
@@ -249,7 +252,9 @@ reg_host_url (const reg_host *h, const char *ns, const char *fmt, ...)
   if (!h->mirror || ns == NULL)
     return xasprintf ("%s%s", h->base, rest);
   ens = curl_easy_escape (NULL, ns, 0);
-  return xasprintf ("%s%s%sns=%s", h->base, rest, strchr (rest, '?') ? "&" : "?", ens ? ens : "");
+  url = xasprintf ("%s%s%sns=%s", h->base, rest, strchr (rest, '?') ? "&" : "?", ens ? ens : "");
+  curl_free (ens);
+  return url;
 }
 
 struct curl_slist *

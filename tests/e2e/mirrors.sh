@@ -138,6 +138,14 @@ printf '[host."http://127.0.0.1:%s"]\n  capabilities = ["pull", "resolve"]\n' "$
 run 0 "plain-http mirror URL (a TLS port): falls over to the origin" "$EF" pull --quiet --certs-dir "$T/h" --creds "$CR" --store "$T/s6" --json "$R/edge/tiny:1.0"
 check "plain-http mirror: the layer came from the origin" [ "$(jq -r '.layers[0].source' "$T/out")" = "$R" ]
 
+# ---- hosts.toml may name the registry itself as a host: it is no mirror, and keeps its credentials ----
+mkdir -p "$T/self/$R"
+cp -r "$T/plain/." "$T/self/"
+printf 'server = "https://%s"\n[host."https://%s"]\n  capabilities = ["pull", "resolve"]\n' "$R" "$R" >"$T/self/$R/hosts.toml"
+run 0 "hosts.toml naming the registry itself: the pull authenticates as usual" \
+	"$EF" pull --quiet --certs-dir "$T/self" --creds "$CR" --store "$T/s8" --json "$R/edge/tiny:1.0"
+check "hosts.toml naming the registry itself: the layer came from it" [ "$(jq -r '.layers[0].source' "$T/out")" = "$R" ]
+
 # ---- the rate cap: the whole pull, all transfers together ----
 RATE_SIZE=$(skopeo inspect --raw --creds "$CR" --cert-dir "$T/skcerts" "docker://$R/edge/rate:1.0" | jq '[.config.size] + [.layers[].size] | add')
 for jobs in 1 3; do
