@@ -504,10 +504,10 @@ reg_partial_fetch (reg_client *c, const struct reg_ref *ref, const struct reg_de
   struct ef_buf toc;
   reg_toc *t = NULL;
   cleanup_free struct seg *v = NULL;
+  char tocd[72];
+  int64_t reused = 0;
   size_t n;
   int rc;
-
-  char tocd[72];
 
   if ((reg_toc_position (d, &pos, NULL) < 0 && reg_estargz_toc_digest (d, tocd, NULL) < 0)
       || reg_client_ranges_refused (c) || (o->may_fetch && !o->may_fetch (o->may_fetch_ud)))
@@ -520,15 +520,15 @@ reg_partial_fetch (reg_client *c, const struct reg_ref *ref, const struct reg_de
     }
   memset (&toc, 0, sizeof toc);
   rc = new_toc (c, ref, d, &pos, &toc, &t, st, err);
-  if (rc < 0)
+  if (rc == 0)
     {
-      ef_buf_dispose (&toc);
-      base_dispose (&b);
-      return reg_client_ranges_refused (c) ? (ef_err_clear (err), -EF_NOTFOUND) : rc;
+      v = xcalloc (2 * reg_toc_count (t) + 4, sizeof *v);
+      n = merge (v, plan (t, &b, &pos, d->size, v));
+      for (size_t i = 0; i < n; i++)
+        reused += v[i].kind == SEG_COPY ? v[i].end - v[i].off : 0;
+      /* nothing in common: one plain fetch does better than ranges */
+      rc = reused > 0 ? rebuild_in_store (c, ref, d, s, &b, v, n, &toc, st, err) : -EF_NOTFOUND;
     }
-  v = xcalloc (2 * reg_toc_count (t) + 4, sizeof *v);
-  n = merge (v, plan (t, &b, &pos, d->size, v));
-  rc = rebuild_in_store (c, ref, d, s, &b, v, n, &toc, st, err);
   if (rc < 0 && reg_client_ranges_refused (c))
     {
       ef_err_clear (err);
