@@ -8,7 +8,7 @@
  * layer's annotations (io.github.containers.zstd-chunked.manifest-position,
  * or the io.containers.* names older producers such as skopeo 1.9 write)
  * and by a footer, the blob's last skippable frame, whose magic is
- * "GNUlInUx" (48 bytes; 72 with the tar-split position of newer ones).
+ * "GnUlInUx" (48 bytes, older producers) or "GNUlInUx" (72, with the tar-split position).
  * Every offset is checked against the blob's size; chunks must be in
  * order and must not overlap. */
 #ifndef EF_TOC_H
