@@ -124,8 +124,8 @@ reg_toc_new (void)
 int
 reg_toc_add (reg_toc *t, int64_t offset, int64_t end, const char *key, int64_t limit, ef_err **err)
 {
-  if (end <= offset || end > limit || (t->n > 0 && offset < t->v[t->n - 1].end))
-    return ef_err_set (err, EF_VERIFY, "TOC: a chunk at %lld-%lld out of order or outside the blob",
+  if (offset <= 0 || end <= offset || end > limit || (t->n > 0 && offset < t->v[t->n - 1].end))
+    return ef_err_set (err, EF_VERIFY, "TOC: a chunk at %lld-%lld out of order or overlapping, or outside the blob",
                        (long long) offset, (long long) end);
   if (t->n == t->cap)
     {
@@ -139,46 +139,31 @@ reg_toc_add (reg_toc *t, int64_t offset, int64_t end, const char *key, int64_t l
   return 0;
 }
 
-static int
-add_chunk (reg_toc *t, int64_t offset, const char *digest, int64_t limit, ef_err **err)
+/* A chunk whose start is known, and whose end is where the next one of
+ * its file starts, or where the file's frames end. */
+struct pending
 {
-  if (t->n > 0)
-    {
-      struct reg_toc_chunk *prev = &t->v[t->n - 1];
-      if (prev->end == 0)
-        prev->end = offset; /* a file's chunk ends where its next one starts */
-      if (offset < prev->end || prev->end <= prev->offset)
-        return ef_err_set (err, EF_VERIFY, "zstd:chunked TOC: chunks out of order or overlapping at %lld",
-                           (long long) offset);
-    }
-  if (offset <= 0 || offset >= limit || ef_digest_parse (digest, NULL, NULL) < 0)
-    return ef_err_set (err, EF_VERIFY, "zstd:chunked TOC: a chunk at %lld outside the blob, or without a digest",
-                       (long long) offset);
-  if (t->n == t->cap)
-    {
-      t->cap = t->cap ? 2 * t->cap : 256;
-      t->v = xrealloc (t->v, t->cap * sizeof *t->v);
-    }
-  memset (&t->v[t->n], 0, sizeof t->v[t->n]);
-  t->v[t->n].offset = offset;
-  snprintf (t->v[t->n].digest, sizeof t->v[t->n].digest, "%s", digest);
-  t->n++;
+  int64_t offset;
+  const char *digest; /* NULL: none pending */
+};
+
+static int
+begin (struct pending *p, int64_t offset, const char *digest, ef_err **err)
+{
+  if (digest == NULL || ef_digest_parse (digest, NULL, NULL) < 0)
+    return ef_err_set (err, EF_VERIFY, "zstd:chunked TOC: a chunk at %lld without a digest", (long long) offset);
+  p->offset = offset;
+  p->digest = digest;
   return 0;
 }
 
-/* The last chunk of a file ends where the file's frames end. */
 static int
-end_file (reg_toc *t, int64_t end, int64_t limit, ef_err **err)
+finish (reg_toc *t, struct pending *p, int64_t end, int64_t limit, ef_err **err)
 {
-  struct reg_toc_chunk *last = t->n ? &t->v[t->n - 1] : NULL;
+  const char *digest = p->digest;
 
-  if (last == NULL || last->end != 0)
-    return 0;
-  if (end <= last->offset || end > limit)
-    return ef_err_set (err, EF_VERIFY, "zstd:chunked TOC: a file's frames end at %lld, outside the blob",
-                       (long long) end);
-  last->end = end;
-  return 0;
+  p->digest = NULL;
+  return digest ? reg_toc_add (t, p->offset, end, digest, limit, err) : 0;
 }
 
 static int64_t
@@ -200,6 +185,7 @@ text (json_t *e, const char *k)
 static int
 walk (reg_toc *t, json_t *entries, int64_t limit, ef_err **err)
 {
+  struct pending p = { 0, NULL };
   int64_t file_end = -1;
   size_t i;
   json_t *e;
@@ -214,20 +200,22 @@ walk (reg_toc *t, json_t *entries, int64_t limit, ef_err **err)
       {
         if (file_end < 0)
           return ef_err_set (err, EF_VERIFY, "zstd:chunked TOC: a chunk outside a regular file");
-        rc = add_chunk (t, num (e, "offset"), text (e, "chunkDigest") ? text (e, "chunkDigest") : "", limit, err);
+        rc = finish (t, &p, num (e, "offset"), limit, err);
+        if (rc == 0)
+          rc = begin (&p, num (e, "offset"), text (e, "chunkDigest"), err);
       }
     else if (strcmp (type, "reg") == 0 && num (e, "size") > 0)
       {
-        const char *dg = text (e, "chunkDigest") ? text (e, "chunkDigest") : text (e, "digest");
-        if ((rc = end_file (t, file_end, limit, err)) < 0)
-          return rc;
+        rc = finish (t, &p, file_end, limit, err);
         file_end = num (e, "endOffset");
-        rc = add_chunk (t, num (e, "offset"), dg ? dg : "", limit, err);
+        if (rc == 0)
+          rc = begin (&p, num (e, "offset"), text (e, "chunkDigest") ? text (e, "chunkDigest") : text (e, "digest"),
+                      err);
       }
     if (rc < 0)
       return rc;
   }
-  return end_file (t, file_end, limit, err);
+  return finish (t, &p, file_end, limit, err);
 }
 
 int
