@@ -36,6 +36,13 @@ struct base
   size_t n, cap;
 };
 
+struct reg_partial
+{
+  reg_store *s;
+  struct base b;
+  bool scanned; /* b is looked for once, when a layer first needs it */
+};
+
 enum seg_kind
 {
   SEG_FETCH,
@@ -114,17 +121,20 @@ bool
 reg_partial_base (reg_store *s, const char *digest)
 {
   cleanup_free char *path = reg_store_blob_path (s, digest);
-  int fd = open (path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  struct base b = { .nblobs = 0 };
-  bool yes;
+  cleanup_close int fd = open (path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  unsigned char tail[72];
+  struct reg_toc_pos pos;
+  struct stat st;
+  int64_t off;
+  size_t n, footer;
 
-  if (fd < 0)
+  /* its footer says so; the TOC itself is read when it is used */
+  if (fd < 0 || fstat (fd, &st) < 0 || st.st_size < 47)
     return false;
-  base_add (&b, fd);
-  yes = b.n > 0;
-  free (b.v);
-  close (fd);
-  return yes;
+  n = st.st_size < 72 ? (size_t) st.st_size : 72;
+  return pread (fd, tail, n, st.st_size - (off_t) n) == (ssize_t) n
+         && (reg_toc_footer (tail, n, st.st_size, &pos, NULL) == 0
+             || reg_estargz_footer (tail, n, st.st_size, &off, &footer, NULL) == 0);
 }
 
 static void
@@ -494,13 +504,30 @@ new_toc (reg_client *c, const struct reg_ref *ref, const struct reg_desc *d, str
   return rc;
 }
 
+reg_partial *
+reg_partial_new (reg_store *s)
+{
+  reg_partial *p = xcalloc (1, sizeof *p);
+
+  p->s = s;
+  return p;
+}
+
+void
+reg_partial_free (reg_partial *p)
+{
+  if (p == NULL)
+    return;
+  base_dispose (&p->b);
+  free (p);
+}
+
 int
-reg_partial_fetch (reg_client *c, const struct reg_ref *ref, const struct reg_desc *d, reg_store *s,
+reg_partial_fetch (reg_partial *p, reg_client *c, const struct reg_ref *ref, const struct reg_desc *d,
                    struct reg_fetch_stats *st, ef_err **err)
 {
   const struct reg_client_opts *o = reg_client_opts (c);
   struct reg_toc_pos pos;
-  struct base b = { .nblobs = 0 };
   struct ef_buf toc;
   reg_toc *t = NULL;
   cleanup_free struct seg *v = NULL;
@@ -512,22 +539,21 @@ reg_partial_fetch (reg_client *c, const struct reg_ref *ref, const struct reg_de
   if ((reg_toc_position (d, &pos, NULL) < 0 && reg_estargz_toc_digest (d, tocd, NULL) < 0)
       || reg_client_ranges_refused (c) || (o->may_fetch && !o->may_fetch (o->may_fetch_ud)))
     return -EF_NOTFOUND;
-  base_scan (&b, s);
-  if (b.n == 0)
-    {
-      base_dispose (&b);
-      return -EF_NOTFOUND; /* nothing to build from */
-    }
+  if (!p->scanned)
+    base_scan (&p->b, p->s);
+  p->scanned = true;
+  if (p->b.n == 0)
+    return -EF_NOTFOUND; /* nothing to build from */
   memset (&toc, 0, sizeof toc);
   rc = new_toc (c, ref, d, &pos, &toc, &t, st, err);
   if (rc == 0)
     {
       v = xcalloc (2 * reg_toc_count (t) + 4, sizeof *v);
-      n = merge (v, plan (t, &b, &pos, d->size, v));
+      n = merge (v, plan (t, &p->b, &pos, d->size, v));
       for (size_t i = 0; i < n; i++)
         reused += v[i].kind == SEG_COPY ? v[i].end - v[i].off : 0;
       /* nothing in common: one plain fetch does better than ranges */
-      rc = reused > 0 ? rebuild_in_store (c, ref, d, s, &b, v, n, &toc, st, err) : -EF_NOTFOUND;
+      rc = reused > 0 ? rebuild_in_store (c, ref, d, p->s, &p->b, v, n, &toc, st, err) : -EF_NOTFOUND;
     }
   if (rc < 0 && reg_client_ranges_refused (c))
     {
@@ -536,6 +562,5 @@ reg_partial_fetch (reg_client *c, const struct reg_ref *ref, const struct reg_de
     }
   reg_toc_free (t);
   ef_buf_dispose (&toc);
-  base_dispose (&b);
   return rc;
 }

@@ -21,11 +21,16 @@
 
 #define REG_PARTIAL_RANGES 64
 
-/* d of ref into s.  0: it is in the store, st says what it cost;
+/* Partial pulls into store s: the chunks its layers hold are looked for
+ * once, when a layer first needs them. */
+typedef struct reg_partial reg_partial;
+reg_partial *reg_partial_new (reg_store *s);
+void reg_partial_free (reg_partial *p);
+/* d of ref into the store.  0: it is in the store, st says what it cost;
  * EF_NOTFOUND: a partial pull does not apply (no TOC, nothing in the
  * store to reuse, ranges refused): fetch it whole; any other error: the
  * rebuild failed, nothing was kept, fetch it whole. */
-int reg_partial_fetch (reg_client *c, const struct reg_ref *ref, const struct reg_desc *d, reg_store *s,
+int reg_partial_fetch (reg_partial *p, reg_client *c, const struct reg_ref *ref, const struct reg_desc *d,
                        struct reg_fetch_stats *st, ef_err **err);
 
 /* Does the store's blob digest carry a table of contents (a zstd:chunked

@@ -197,27 +197,31 @@ static int
 partial_layers (reg_client *c, reg_store *s, const struct reg_ref *ref, const struct reg_desc **blobs, size_t n,
                 struct reg_pull_result *res, struct reg_blob_result *per, ef_err **err)
 {
-  for (size_t i = 1; i < n; i++)
+  reg_partial *p = reg_partial_new (s);
+  int rc = 0;
+
+  for (size_t i = 1; rc == 0 && i < n; i++)
     {
       struct reg_fetch_stats st = { 0 };
       ef_err *e = NULL;
-      int rc;
+      int prc;
       if (reg_store_has (s, blobs[i]->digest, blobs[i]->size))
         continue;
-      rc = reg_partial_fetch (c, ref, blobs[i], s, &st, &e);
+      prc = reg_partial_fetch (p, c, ref, blobs[i], &st, &e);
       ef_err_free (e); /* a rebuild that failed kept nothing: the layer is fetched whole */
       res->stats.bytes_fetched += st.bytes_fetched;
       per[i].stats.bytes_fetched += st.bytes_fetched;
-      if (rc == 0)
+      if (prc == 0)
         {
           res->stats.bytes_reused += st.bytes_reused;
           per[i].stats.bytes_reused += st.bytes_reused;
           per[i].source = xstrdup (reg_client_range_source (c) ? reg_client_range_source (c) : ref->domain);
         }
       if (http_cancelled (reg_client_retry (c)))
-        return ef_err_set (err, EF_NET, "interrupted");
+        rc = ef_err_set (err, EF_NET, "interrupted");
     }
-  return 0;
+  reg_partial_free (p);
+  return rc;
 }
 
 /* The blobs, noting where each came from and what it cost. */
