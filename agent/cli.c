@@ -8,6 +8,7 @@
 
 #include "../common/text.h"
 #include "../common/util.h"
+#include "../common/paths.h"
 #include "cli.h"
 
 volatile sig_atomic_t ef_cancel;
@@ -93,3 +94,16 @@ cli_env_long (const char *name, long def)
   return (long) n;
 }
 
+void
+cli_client_opts (struct reg_client_opts *o, const char *certs_dir, const char *one[2])
+{
+  static const char *defaults[] = EF_DEFAULT_CERTS_DIRS;
+
+  one[0] = certs_dir;
+  one[1] = NULL;
+  o->session.certs_dirs = certs_dir ? one : defaults;
+  o->low_speed_time = cli_env_long ("EDGEFETCH_STALL_SECS", 30);
+  o->retry_base_ms = cli_env_long ("EDGEFETCH_RETRY_BASE_MS", 500);
+  o->max_attempts = (int) cli_env_long ("EDGEFETCH_ATTEMPTS", 6);
+  o->cancel = &ef_cancel;
+}

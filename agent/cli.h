@@ -6,6 +6,7 @@
 #include <stdbool.h>
 
 #include "../common/err.h"
+#include "../registry/client.h"
 
 extern volatile sig_atomic_t ef_cancel; /* set by SIGINT/SIGTERM */
 
@@ -20,6 +21,10 @@ void cli_install_signals (void);
 /* An environment value, or def when unset or empty. */
 const char *cli_env (const char *name, const char *def);
 long cli_env_long (const char *name, long def);
+/* What pull and serve share of how a registry is reached: certs_dir (held
+ * in one) or the default search list, the retry and stall settings of the
+ * environment, and cancellation by ef_cancel. */
+void cli_client_opts (struct reg_client_opts *o, const char *certs_dir, const char *one[2]);
 
 int cmd_pull (int argc, char **argv);
 int cmd_gc (int argc, char **argv);

@@ -210,7 +210,6 @@ print_result (const struct pull_args *a, const struct pull_plan *p, const struct
 int
 cmd_pull (int argc, char **argv)
 {
-  static const char *default_certs[] = EF_DEFAULT_CERTS_DIRS;
   struct pull_args a = { 0 };
   struct pull_plan p = { 0 };
   struct delivery d = { 0 };
@@ -236,16 +235,11 @@ cmd_pull (int argc, char **argv)
   if (rc != 0 || done)
     return rc;
   context = xasprintf ("pull %s", a.image);
-  one_cert[0] = a.certs_dir;
+  cli_client_opts (&copts, a.certs_dir, one_cert);
   copts.session.creds = a.creds;
   copts.session.auth_file = a.auth_file;
-  copts.session.certs_dirs = a.certs_dir ? one_cert : default_certs;
   copts.session.ca_file = a.ca_file;
   copts.jobs = (int) a.jobs;
-  copts.low_speed_time = cli_env_long ("EDGEFETCH_STALL_SECS", 30);
-  copts.retry_base_ms = cli_env_long ("EDGEFETCH_RETRY_BASE_MS", 500);
-  copts.max_attempts = (int) cli_env_long ("EDGEFETCH_ATTEMPTS", 6);
-  copts.cancel = &ef_cancel;
   prog.on = !a.quiet && !a.json && isatty (2);
 
   rc = prepare (&a, &p, &err);

@@ -89,7 +89,6 @@ parse_args (int argc, char **argv, struct serve_args *a, bool *done)
 int
 cmd_serve (int argc, char **argv)
 {
-  static const char *default_certs[] = EF_DEFAULT_CERTS_DIRS;
   struct serve_args a = { .so = { .listen = "127.0.0.1:5000" } };
   const char *one_cert[2] = { NULL, NULL };
   cleanup_err ef_err *err = NULL;
@@ -106,12 +105,7 @@ cmd_serve (int argc, char **argv)
   rc = parse_args (argc, argv, &a, &done);
   if (rc != 0 || done)
     return rc;
-  one_cert[0] = a.certs_dir;
-  a.co.session.certs_dirs = a.certs_dir ? one_cert : default_certs;
-  a.co.low_speed_time = cli_env_long ("EDGEFETCH_STALL_SECS", 30);
-  a.co.retry_base_ms = cli_env_long ("EDGEFETCH_RETRY_BASE_MS", 500);
-  a.co.max_attempts = (int) cli_env_long ("EDGEFETCH_ATTEMPTS", 6);
-  a.co.cancel = &ef_cancel;
+  cli_client_opts (&a.co, a.certs_dir, one_cert);
   a.so.origin = a.origins[0];
   rc = reg_store_open (&s, a.store, &err);
   if (rc == 0 && a.norigins)
