@@ -267,6 +267,16 @@ fetch_main (void *arg)
   return NULL;
 }
 
+/* The fetch of digest under way, or NULL. */
+static reg_cache_fetch *
+fetching_locked (reg_cache *c, const char *digest)
+{
+  for (reg_cache_fetch *f = c->fetching; f; f = f->next)
+    if (strcmp (f->digest, digest) == 0 && f->arriving)
+      return f;
+  return NULL;
+}
+
 int
 reg_cache_blob (reg_cache *c, const char *origin, const char *name, const char *digest, int64_t *size,
                 reg_cache_fetch **out, ef_err **err)
@@ -289,9 +299,7 @@ reg_cache_blob (reg_cache *c, const char *origin, const char *name, const char *
   if (!reg_cache_serves (c, origin))
     return ef_err_set (err, EF_NOTFOUND, "not in this store");
   pthread_mutex_lock (&c->mu);
-  for (f = c->fetching; f; f = f->next)
-    if (strcmp (f->digest, digest) == 0 && f->arriving)
-      break;
+  f = fetching_locked (c, digest);
   if (f)
     {
       f->refs++;
@@ -312,9 +320,7 @@ reg_cache_blob (reg_cache *c, const char *origin, const char *name, const char *
   if (rc < 0)
     return rc;
   pthread_mutex_lock (&c->mu);
-  for (f = c->fetching; f; f = f->next) /* another request may have started it meanwhile */
-    if (strcmp (f->digest, digest) == 0 && f->arriving)
-      break;
+  f = fetching_locked (c, digest); /* another request may have started it meanwhile */
   if (f == NULL)
     {
       f = xcalloc (1, sizeof *f);

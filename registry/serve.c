@@ -120,27 +120,22 @@ static enum MHD_Result
 manifest (reg_server *srv, struct MHD_Connection *c, const char *name, const char *ref)
 {
   const char *ns = mhd.MHD_lookup_connection_value (c, MHD_GET_ARGUMENT_KIND, "ns");
+  const char *origin = ns ? ns : srv->origin;
+  bool by_digest = ef_digest_parse (ref, NULL, NULL) == 0;
   cleanup_free char *buf = NULL, *digest = NULL;
   reg_manifest *m = NULL;
   enum MHD_Result ok;
   size_t len;
 
-  const char *origin = ns ? ns : srv->origin;
-
-  if (srv->cache && reg_cache_serves (srv->cache, origin)
-      && (ef_digest_parse (ref, NULL, NULL) < 0 || !reg_store_has (srv->s, ref, -1)))
-    {
-      /* a site cache: a tag is asked of the origin; a digest it lacks is fetched */
-      if (reg_cache_manifest (srv->cache, origin, name, ref, &digest, NULL) < 0 && ef_digest_parse (ref, NULL, NULL) == 0)
-        return not_found (c, "MANIFEST_UNKNOWN");
-    }
-  if (digest)
-    ;
-  else if (ef_digest_parse (ref, NULL, NULL) == 0)
+  /* a site cache asks the origin for a tag, and fetches a digest it lacks */
+  if (srv->cache && reg_cache_serves (srv->cache, origin) && (!by_digest || !reg_store_has (srv->s, ref, -1))
+      && reg_cache_manifest (srv->cache, origin, name, ref, &digest, NULL) < 0 && by_digest)
+    return not_found (c, "MANIFEST_UNKNOWN");
+  if (digest == NULL && by_digest)
     digest = xstrdup (ref);
-  else if (ns || srv->origin)
+  else if (digest == NULL && origin)
     {
-      cleanup_free char *record = xasprintf ("%s/%s:%s", ns ? ns : srv->origin, name, ref);
+      cleanup_free char *record = xasprintf ("%s/%s:%s", origin, name, ref);
       cleanup_free char *index = NULL, *man = NULL;
       const struct reg_pull_result *p = srv->pulling;
       /* the image being pulled is recorded only once it is whole */
