@@ -135,8 +135,9 @@ archive_fail (struct archive *a, struct sink *k, ef_err **err)
   return ef_err_set (err, EF_LOCAL, "write archive: %s", archive_error_string (a));
 }
 
+/* The header of a regular file member of size bytes. */
 static int
-add_buf (struct archive *a, struct sink *k, const char *name, const void *buf, size_t len, ef_err **err)
+file_header (struct archive *a, struct sink *k, const char *name, int64_t size, ef_err **err)
 {
   struct archive_entry *e = archive_entry_new ();
   int r;
@@ -144,12 +145,20 @@ add_buf (struct archive *a, struct sink *k, const char *name, const void *buf, s
   archive_entry_set_pathname (e, name);
   archive_entry_set_filetype (e, AE_IFREG);
   archive_entry_set_perm (e, 0644);
-  archive_entry_set_size (e, (la_int64_t) len);
+  archive_entry_set_size (e, (la_int64_t) size);
   r = archive_write_header (a, e);
   archive_entry_free (e);
-  if (r != ARCHIVE_OK || (len > 0 && archive_write_data (a, buf, len) != (la_ssize_t) len))
-    return archive_fail (a, k, err);
-  return 0;
+  return r == ARCHIVE_OK ? 0 : archive_fail (a, k, err);
+}
+
+static int
+add_buf (struct archive *a, struct sink *k, const char *name, const void *buf, size_t len, ef_err **err)
+{
+  int rc = file_header (a, k, name, (int64_t) len, err);
+
+  if (rc == 0 && len > 0 && archive_write_data (a, buf, len) != (la_ssize_t) len)
+    rc = archive_fail (a, k, err);
+  return rc;
 }
 
 static int
@@ -184,19 +193,10 @@ blob_chunk (void *payload, const void *buf, size_t len, ef_err **err)
 static int
 add_blob (struct archive *a, struct sink *k, reg_store *s, const char *name, const struct reg_desc *d, ef_err **err)
 {
-  struct archive_entry *e = archive_entry_new ();
   struct blob_out o = { a, k };
-  int r;
+  int rc = file_header (a, k, name, d->size, err);
 
-  archive_entry_set_pathname (e, name);
-  archive_entry_set_filetype (e, AE_IFREG);
-  archive_entry_set_perm (e, 0644);
-  archive_entry_set_size (e, (la_int64_t) d->size);
-  r = archive_write_header (a, e);
-  archive_entry_free (e);
-  if (r != ARCHIVE_OK)
-    return archive_fail (a, k, err);
-  return reg_store_stream (s, d->digest, d->size, blob_chunk, &o, err);
+  return rc < 0 ? rc : reg_store_stream (s, d->digest, d->size, blob_chunk, &o, err);
 }
 
 /* The OCI layout as a tar.  With top (the index the reference named, as
@@ -315,9 +315,8 @@ add_unzstd (struct archive *a, struct sink *k, reg_store *s, const char *name, c
             ef_err **err)
 {
   struct unzstd u = { ZSTD_createDStream (), NULL, ZSTD_DStreamOutSize (), 0, 1, NULL, k };
-  struct archive_entry *e;
   int64_t total;
-  int rc, r;
+  int rc;
 
   if (u.ds == NULL)
     return ef_err_set (err, EF_LOCAL, "zstd: out of memory");
@@ -325,16 +324,7 @@ add_unzstd (struct archive *a, struct sink *k, reg_store *s, const char *name, c
   rc = unzstd_pass (s, d, &u, err);
   total = u.produced;
   if (rc == 0)
-    {
-      e = archive_entry_new ();
-      archive_entry_set_pathname (e, name);
-      archive_entry_set_filetype (e, AE_IFREG);
-      archive_entry_set_perm (e, 0644);
-      archive_entry_set_size (e, (la_int64_t) total);
-      r = archive_write_header (a, e);
-      archive_entry_free (e);
-      rc = r == ARCHIVE_OK ? 0 : archive_fail (a, k, err);
-    }
+    rc = file_header (a, k, name, total, err);
   u.a = a;
   if (rc == 0)
     rc = unzstd_pass (s, d, &u, err);
