@@ -106,6 +106,28 @@ EOF
 	wait_port "$2"
 }
 
+# push_estargz LAYOUT:TAG DEST [skopeo args...]: the image converted to eStargz by ctr-remote
+# (stargz-snapshotter) in a containerd of our own (started on first use), then pushed with skopeo.
+push_estargz() {
+	local src=$1 dst=$2 d=$T/estargz n
+	shift 2
+	if [ ! -S "$d/sock" ]; then
+		mkdir -p "$d"
+		printf 'version = 2\nroot = "%s"\nstate = "%s"\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "%s"\n' \
+			"$d/root" "$d/state" "$d/sock" >"$d/config.toml"
+		containerd --config "$d/config.toml" >"$d/log" 2>&1 &
+		PIDS+=($!)
+		for _ in $(seq 100); do [ -S "$d/sock" ] && break; sleep 0.1; done
+	fi
+	n=example.com/estargz:$((++ESTARGZ_N))
+	skopeo copy -q "oci:$src" "oci-archive:$d/in.tar:$n" &&
+		ctr -a "$d/sock" images import --base-name example.com/estargz "$d/in.tar" >/dev/null &&
+		ctr-remote -a "$d/sock" image convert --estargz --oci "$n" "$n-esgz" >/dev/null &&
+		ctr -a "$d/sock" images export "$d/out.tar" "$n-esgz" &&
+		skopeo copy -q --dest-cert-dir "$T/skcerts" "$@" "oci-archive:$d/out.tar" "docker://$dst"
+}
+ESTARGZ_N=0
+
 # start_token_server PORT [ARGS...]: users come from $T/users (user:pass lines).
 start_token_server() {
 	local port=$1

@@ -36,16 +36,20 @@ layer() { jq --arg d "$DATA" '.layers[] | select(.digest == $d)' "$T/out" 2>/dev
 fetched() { local n; n=$(layer | jq .bytes_fetched); echo "${n:-999999999999}"; }
 reused() { local n; n=$(layer | jq .bytes_reused); echo "${n:-0}"; }
 blob_ok() { [ "$(sha256sum <"$1/blobs/sha256/${DATA#sha256:}" | cut -c1-64)" = "${DATA#sha256:}" ]; }
+update_checks() { # update_checks LABEL STORE: the last --json was a v2 pulled after v1
+	local f r
+	f=$(fetched) r=$(reused)
+	check "$1: the changed layer cost $f bytes on the wire of $DSIZE (<= 0.15 x)" [ $((f * 100)) -le $((DSIZE * 15)) ]
+	check "$1: $r bytes of it reused from v1" [ "$r" -gt $((DSIZE / 2)) ]
+	check "$1: the rebuilt layer hashes to its digest" blob_ok "$2"
+}
 
 check "the data layer is zstd:chunked with a TOC" jq -e '.layers[-1].annotations | keys | map(select(test("zstd-chunked.manifest-position"))) | length == 1' <<<"$RAW"
 
 # ---- v1, then v2 into the same store ----
 run 0 "v1 pulled whole" efp --store "$T/s" "$P/edge/app:v1"
 run 0 "v2 into the same store: a partial pull" efp --store "$T/s" --json "$P/edge/app:v2"
-f=$(fetched) r=$(reused)
-check "v2: the changed layer cost $f bytes on the wire of $DSIZE (<= 0.15 x)" [ $((f * 100)) -le $((DSIZE * 15)) ]
-check "v2: $r bytes of it reused from v1" [ "$r" -gt $((DSIZE / 2)) ]
-check "v2: the rebuilt layer hashes to its digest" blob_ok "$T/s"
+update_checks "v2" "$T/s"
 check "v2: no partial file left" [ -z "$(ls "$T/s/ingest" 2>/dev/null)" ]
 
 # ---- a range cut half way goes on from where it stopped ----
@@ -124,36 +128,13 @@ check "bad base: the layer was fetched whole after the rebuild failed" [ "$(fetc
 check "bad base: the layer in the store hashes to its digest" blob_ok "$T/b"
 
 # ---- eStargz, made by ctr-remote (stargz-snapshotter) from the same images ----
-mkdir -p "$T/cd"
-cat >"$T/cd/config.toml" <<CONF
-version = 2
-root = "$T/cd/root"
-state = "$T/cd/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$T/cd/containerd.sock"
-CONF
-containerd --config "$T/cd/config.toml" >"$T/cd/log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 100); do [ -S "$T/cd/containerd.sock" ] && break; sleep 0.1; done
-CTR="ctr -a $T/cd/containerd.sock"
-for v in v1 v2; do
-	skopeo copy -q "oci:$T/$v:1.0" "oci-archive:$T/$v.tar:example.com/app:$v" &&
-		$CTR images import --base-name example.com/app "$T/$v.tar" >/dev/null &&
-		ctr-remote -a "$T/cd/containerd.sock" image convert --estargz --oci "example.com/app:$v" "example.com/app:$v-esgz" >/dev/null &&
-		$CTR images export "$T/$v-esgz.tar" "example.com/app:$v-esgz" &&
-		skopeo copy -q --dest-cert-dir "$T/skcerts" --dest-creds "$CR" "oci-archive:$T/$v-esgz.tar" "docker://$R/edge/esgz:$v" ||
-		setup_failed "eStargz $v"
-done
+for v in v1 v2; do push_estargz "$T/$v:1.0" "$R/edge/esgz:$v" --dest-creds "$CR" || setup_failed "eStargz $v"; done
 RAW=$(skopeo inspect --raw --creds "$CR" --cert-dir "$T/skcerts" "docker://$R/edge/esgz:v2")
 DATA=$(jq -r '.layers[-1].digest' <<<"$RAW") DSIZE=$(jq -r '.layers[-1].size' <<<"$RAW")
 check "eStargz: the data layer carries a TOC digest" jq -e '.layers[-1].annotations["containerd.io/snapshot/stargz/toc.digest"]' <<<"$RAW"
 run 0 "eStargz: v1 pulled whole" efp --store "$T/g" "$P/edge/esgz:v1"
 run 0 "eStargz: v2 into the same store" efp --store "$T/g" --json "$P/edge/esgz:v2"
-f=$(fetched) r=$(reused)
-check "eStargz v2: the changed layer cost $f bytes on the wire of $DSIZE (<= 0.15 x)" [ $((f * 100)) -le $((DSIZE * 15)) ]
-check "eStargz v2: $r bytes reused from v1" [ "$r" -gt $((DSIZE / 2)) ]
-check "eStargz v2: the rebuilt layer hashes to its digest" blob_ok "$T/g"
+update_checks "eStargz v2" "$T/g"
 run 0 "eStargz: v2 into an empty store" efp --store "$T/ge" --json "$P/edge/esgz:v2"
 check "eStargz, empty store: the whole layer fetched, nothing reused" \
 	[ "$(fetched)" -ge "$DSIZE" -a "$(fetched)" -lt 999999999999 -a "$(reused)" = 0 ]
