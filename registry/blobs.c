@@ -118,7 +118,7 @@ start_ready (struct xfer *x, int64_t *wait, ef_err **err)
             *wait = j->not_before - now;
           continue;
         }
-      if (j->ing == NULL && !reg_store_has (x->s, j->d->digest, j->d->size) && window_closed (x))
+      if (window_closed (x) && j->ing == NULL && !reg_store_has (x->s, j->d->digest, j->d->size))
         return ef_err_set (err, EF_NET, "outside the download window: %zu blobs wait", x->remaining);
       rc = blob_job_prepare (j, &p, err);
       if (rc < 0)
