@@ -54,20 +54,23 @@ request (struct run *r, const struct reg_pull_result *res, ef_err **err)
   return reg_session_credentials (reg_client_session (r->c), r->ref->api_host, r->ref->domain, &r->req.creds, err);
 }
 
-/* reg_pull's hook: the manifests are in, the blobs about to come. */
-static void
+/* reg_pull's hook: the manifests are in, the blobs about to come.  A
+ * runtime that follows takes them as they arrive, in order if it
+ * unpacks them so. */
+static bool
 resolved (void *payload, const struct reg_pull_result *res)
 {
   struct run *r = payload;
 
   if (r->o->runtime == NULL || !runtime_follows (r->o->runtime, res))
-    return;
+    return false;
   r->early_res = reg_pull_result_dup (res);
   if (request (r, r->early_res, NULL) < 0)
-    return;
+    return false;
   r->arriving = 1;
   r->req.arriving = &r->arriving;
   r->early = pthread_create (&r->th, NULL, handoff_main, r) == 0;
+  return r->early && runtime_in_order (r->o->runtime);
 }
 
 /* The early handoff's outcome: with the pull failed, it does not count. */

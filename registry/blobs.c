@@ -101,10 +101,9 @@ window_closed (const struct xfer *x)
 static int
 start_ready (struct xfer *x, int64_t *wait, ef_err **err)
 {
-  int jobs = reg_client_opts (x->c)->jobs;
   int64_t now = ef_now_ms ();
 
-  for (size_t i = 0; i < x->n && x->active < jobs; i++)
+  for (size_t i = 0; i < x->n && x->active < x->max_active; i++)
     {
       struct job *j = &x->jobs[i];
       enum prep p;
@@ -188,15 +187,16 @@ share_rate (struct xfer *x)
 
 int
 reg_blobs_fetch (reg_client *c, const struct reg_ref *ref, const struct reg_desc *const *descs, size_t n,
-                 reg_store *s, reg_progress_fn progress, void *payload, struct reg_fetch_stats *stats,
+                 reg_store *s, const struct reg_blobs_opts *o, struct reg_fetch_stats *stats,
                  struct reg_blob_result *per, ef_err **err)
 {
   struct xfer x = { 0 };
   int64_t window_checked = 0;
   int rc;
 
-  x.progress = progress;
-  x.payload = payload;
+  x.progress = o ? o->progress : NULL;
+  x.payload = o ? o->payload : NULL;
+  x.max_active = o && o->in_order ? 1 : reg_client_opts (c)->jobs;
   x.stats = stats;
   rc = xfer_init (&x, c, ref, descs, n, s, per, err);
   while (rc == 0 && x.remaining > 0)

@@ -82,7 +82,7 @@ struct xfer
   struct job *jobs;
   reg_writer *writer; /* hashes and writes while we receive */
   size_t n, remaining;
-  int active;
+  int active, max_active;
   CURLM *m;
 };
 

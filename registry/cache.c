@@ -257,7 +257,7 @@ fetch_main (void *arg)
   ef_err *e = NULL;
 
   if (reg_ref_parse (&ref, f->ref, &e) == 0 && reg_client_new (&cl, &c->o, &e) == 0)
-    reg_blobs_fetch (cl, ref, &dp, 1, c->s, NULL, NULL, &st, NULL, &e);
+    reg_blobs_fetch (cl, ref, &dp, 1, c->s, NULL, &st, NULL, &e);
   __atomic_add_fetch (&c->origin_bytes, st.bytes_fetched, __ATOMIC_RELAXED);
   ef_err_free (e); /* the followers see the blob end short, and their clients try again */
   reg_client_free (cl);

@@ -227,14 +227,15 @@ partial_layers (reg_client *c, reg_store *s, const struct reg_ref *ref, const st
 /* The blobs, noting where each came from and what it cost. */
 static int
 fetch_blobs (reg_client *c, reg_store *s, const struct reg_ref *ref, const struct reg_desc **blobs, size_t n,
-             const struct reg_pull_opts *o, struct reg_pull_result *res, ef_err **err)
+             const struct reg_pull_opts *o, bool followed, struct reg_pull_result *res, ef_err **err)
 {
+  struct reg_blobs_opts bo = { o->progress, o->payload, followed };
   struct reg_blob_result *per = xcalloc (n + 1, sizeof *per);
   struct reg_blob_result *eng = xcalloc (n + 1, sizeof *eng);
   int rc = partial_layers (c, s, ref, blobs, n, res, per, err);
 
   if (rc == 0)
-    rc = reg_blobs_fetch (c, ref, blobs, n, s, o->progress, o->payload, &res->stats, eng, err);
+    rc = reg_blobs_fetch (c, ref, blobs, n, s, &bo, &res->stats, eng, err);
   res->layer_sources = xcalloc (res->nlayers + 1, sizeof (char *));
   res->layer_stats = xcalloc (res->nlayers + 1, sizeof *res->layer_stats);
   for (size_t i = 0; i < n; i++)
@@ -291,10 +292,8 @@ reg_pull (reg_client *c, reg_store *s, const struct reg_ref *ref, const struct r
       n = o->skip_dropped ? skip_dropped (s, blobs, res->nlayers + 1, &res->stats) : res->nlayers + 1;
       rc = check_space (s, blobs, n, err);
     }
-  if (rc == 0 && o->resolved)
-    o->resolved (o->resolved_payload, res);
   if (rc == 0)
-    rc = fetch_blobs (c, s, ref, blobs, n, o, res, err);
+    rc = fetch_blobs (c, s, ref, blobs, n, o, o->resolved && o->resolved (o->resolved_payload, res), res, err);
   if (rc == 0)
     rc = reg_store_record (s, res->reference, res->manifest_digest, res->index_digest, err);
   reg_manifest_resp_dispose (&resp);

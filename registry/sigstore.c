@@ -106,7 +106,7 @@ check_legacy (reg_client *c, reg_store *s, const struct reg_ref *ref, const char
   if (n == 0)
     return 0;
   *res = SIG_INVALID;
-  rc = reg_blobs_fetch (c, ref, sigs, n, s, NULL, NULL, &st, NULL, err);
+  rc = reg_blobs_fetch (c, ref, sigs, n, s, NULL, &st, NULL, err);
   if (rc < 0)
     {
       ef_err_wrap (err, "fetch cosign payloads");
@@ -143,7 +143,7 @@ verify_referrer (reg_client *c, reg_store *s, const struct reg_ref *ref, const c
   if (d == NULL || reg_manifest_kind (bm) != REG_IMAGE || strcmp (d->media_type, SIGSTORE_BUNDLE_TYPE) != 0
       || d->size <= 0 || d->size > COSIGN_PAYLOAD_MAX * 4)
     return ef_err_set (why, EF_VERIFY, "referrer %s holds no sigstore bundle", md);
-  rc = reg_blobs_fetch (c, ref, &d, 1, s, NULL, NULL, &st, NULL, why);
+  rc = reg_blobs_fetch (c, ref, &d, 1, s, NULL, &st, NULL, why);
   if (rc == 0)
     rc = reg_store_read (s, d->digest, COSIGN_PAYLOAD_MAX * 4, &bundle, &blen, why);
   if (rc == 0)

@@ -150,6 +150,12 @@ runtime_follows (const struct runtime_spec *rt, const struct reg_pull_result *re
   return rt->kind == RT_CONTAINERD || runtime_engine_pulls (rt, res);
 }
 
+bool
+runtime_in_order (const struct runtime_spec *rt)
+{
+  return rt->kind == RT_DOCKER;
+}
+
 json_t *
 runtime_result_json (const struct runtime_spec *rt, const struct runtime_result *r, const char *image_id)
 {

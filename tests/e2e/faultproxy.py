@@ -19,7 +19,8 @@ It writes counters to --stats (JSON): blob body bytes sent, blob GETs (and HEADs
 requests that carried Range, 429s sent, cuts made, redirects, requests
 that came with an Authorization header (client_auth), with containerd's
 ?ns= (ns_queries) or an X-Edge-Site header, manifests asked by tag and by
-digest, and blobs corrupted.
+digest, blobs corrupted, and the most blob bodies it sent at once
+(blobs_in_flight_max).
 """
 import argparse
 import base64
@@ -62,6 +63,14 @@ class Handler(BaseHTTPRequestHandler):
                 with open(tmp, "w") as f:
                     json.dump(self.server.stats, f)
                 os.replace(tmp, self.server.opts.stats)
+
+    def fly(self, d):
+        """One more (d=1) or one fewer (d=-1) blob body on its way."""
+        with self.server.lock:
+            self.server.flying += d
+            top = max(self.server.flying, self.server.stats.get("blobs_in_flight_max", 0))
+            self.server.stats["blobs_in_flight_max"] = top
+        self.bump("blobs_in_flight_max", 0)  # writes the file
 
     def take(self, key, limit):
         """True while fewer than limit events of this kind happened."""
@@ -139,9 +148,14 @@ class Handler(BaseHTTPRequestHandler):
                    and self.take("cut", int(ctl.get("cut_count", 0))))
         sent, start = 0, time.monotonic()
         self.corrupt = blob and bool(ctl.get("corrupt")) and r.status in (200, 206)
+        flying = blob and r.status in (200, 206)
+        if flying:
+            self.fly(1)
         try:
             self.stream(r, up, blob, rate, cut, cutting, sent, start)
         finally:
+            if flying:
+                self.fly(-1)
             self.bump("responses")
 
     def stream(self, r, up, blob, rate, cut, cutting, sent, start):
@@ -193,7 +207,7 @@ def main():
     opts = ap.parse_args()
     srv = ThreadingHTTPServer(("127.0.0.1", opts.port), Handler)
     srv.daemon_threads = True
-    srv.opts, srv.lock, srv.stats, srv.used = opts, threading.Lock(), {}, {}
+    srv.opts, srv.lock, srv.stats, srv.used, srv.flying = opts, threading.Lock(), {}, {}, 0
     srv.upctx = ssl.create_default_context(cafile=opts.ca)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(opts.cert, opts.key)

@@ -238,6 +238,25 @@ run 0 "--keep-layers keeps them" efu --keep-layers "$R/edge/app:2.0"
 V2TOP=$(skopeo inspect --raw --creds "$CR" --cert-dir "$T/skcerts" "docker://$R/edge/app:2.0" | jq -r '.layers[-1].digest')
 check "--keep-layers: the layers are in the store, whole" bash -c '[ -f "$1/blobs/sha256/${2#sha256:}" ] && (cd "$1/blobs/sha256" && for f in *; do [ "$(sha256sum <"$f" | cut -c1-64)" = "$f" ] || exit 1; done)' _ "$S2" "$V2TOP"
 
+# dockerd unpacks a layer once it and those below it are in: handed to it, the
+# layers come one at a time, in order; a pull alone fetches several at once.
+PP=$(free_port)
+echo '{}' >"$T/fp-control"
+"$PY" "$TOP/tests/e2e/faultproxy.py" --port "$PP" --upstream "$R" --cert "$T/ca/server.crt" --key "$T/ca/server.key" \
+	--ca "$T/ca/ca.crt" --control "$T/fp-control" --stats "$T/fp-stats" >/dev/null 2>&1 &
+PIDS+=($!)
+wait_port "$PP" || setup_failed faultproxy
+$DOCKER rmi -f "$(config_of mid)" >/dev/null 2>&1
+efo() { "$EF" pull --quiet --json --store "$T/store-order" --ca-file "$T/ca/ca.crt" --creds "$CR" "$@"; }
+run 0 "in order: mid handed to docker through a proxy" efo --runtime "docker:$RT/docker.sock" "127.0.0.1:$PP/edge/mid:1.0"
+check "in order: docker took it" [ "$(jq -r .handoff.sent "$T/out")" = true ]
+check "in order: one layer at a time from the registry ($(jq .blobs_in_flight_max "$T/fp-stats"))" \
+	[ "$(jq .blobs_in_flight_max "$T/fp-stats")" = 1 ]
+rm -rf "$T/store-order"
+run 0 "in order: the same pull without a runtime" efo "127.0.0.1:$PP/edge/mid:1.0"
+check "in order: without one, several at once ($(jq .blobs_in_flight_max "$T/fp-stats"))" \
+	[ "$(jq .blobs_in_flight_max "$T/fp-stats")" -gt 1 ]
+
 # ---- the agent hands what the pattern names to docker; an unchanged pattern sends nothing ----
 start_exchange_sim || setup_failed exchange simulator
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$T/publisher.key" 2>/dev/null
