@@ -136,7 +136,7 @@ LINK=${LINK:-400mbit}
 if [ "${LINKRUNS:-3}" -gt 0 ] && tc qdisc show dev lo 2>/dev/null | grep -q "noqueue" &&
 	tc qdisc add dev lo root handle 1: htb default 10 r2q 1000 2>/dev/null; then
 	LINKED=1
-	tc class add dev lo parent 1: classid 1:10 htb rate 50gbit
+	tc class add dev lo parent 1: classid 1:10 htb rate 50gbit 2>/dev/null # (a quantum warning)
 	tc class add dev lo parent 1: classid 1:20 htb rate "$LINK"
 	tc filter add dev lo parent 1: protocol ip u32 match ip sport "$PR" 0xffff flowid 1:20
 	: >"$T/l-ef-docker"; : >"$T/l-docker"; : >"$T/l-ef-ctr"; : >"$T/l-ctr"
