@@ -42,8 +42,8 @@ struct reg_blobs_opts
 };
 
 /* Fetch the n blobs of ref's repository into s, up to the client's jobs
- * at once (o may be NULL), from the first of its routes (routes.h) that serves each,
- * within the client's rate cap and download window.  Blobs already in
+ * at once (o may be NULL), from the first of its routes (routes.h) that
+ * serves each, within the client's rate cap and download window.  Blobs already in
  * the store are skipped; partial ones resume.  A resumed blob whose
  * digest does not match starts over from byte 0, once; one that a
  * mirror got wrong starts over from the next host.  per, when not NULL,
