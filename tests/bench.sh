@@ -109,23 +109,35 @@ for _ in $(seq 100); do curl -sf --unix-socket "$RT/docker.sock" http://d/_ping 
 D="docker -H unix://$RT/docker.sock --config $T/dockercfg"
 C="ctr -a $RT/cd/sock -n bench"
 $D login -u bench --password-stdin "$R" <<<"bench-pass" >/dev/null 2>&1
-: >"$T/h-ef-docker"; : >"$T/h-docker"; : >"$T/h-ef-ctr"; : >"$T/h-ctr"
 wall() { local s=$(date +%s%N); "$@" >/dev/null 2>"$T/cmd.err" || { cat "$T/cmd.err" >&2; return 1; }; echo "scale=2; ($(date +%s%N) - $s) / 1000000000" | bc; }
-for i in $(seq "$HRUNS"); do
-	echo "handoff run $i/$HRUNS ..." >&2
-	$D rmi -f "$R/edge/big:1.0" >/dev/null 2>&1; rm -rf "$T/s-h"
-	wall "$EF" pull --quiet --store "$T/s-h" --ca-file "$T/ca/ca.crt" --creds "$CR" --runtime "docker:$RT/docker.sock" "$R/edge/big:1.0" >>"$T/h-ef-docker"
-	$D rmi -f "$R/edge/big:1.0" >/dev/null 2>&1
-	wall $D pull -q "$R/edge/big:1.0" >>"$T/h-docker"
-	$C images ls -q | xargs -r $C images rm --sync >/dev/null 2>&1; rm -rf "$T/s-h"
-	wall "$EF" pull --quiet --store "$T/s-h" --ca-file "$T/ca/ca.crt" --creds "$CR" --runtime "containerd:$RT/cd/sock:bench" "$R/edge/big:1.0" >>"$T/h-ef-ctr"
-	du -sb "$T/s-h/blobs" | cut -f1 >"$T/h-store"
-	$C images ls -q | xargs -r $C images rm --sync >/dev/null 2>&1
-	wall $C images pull --hosts-dir "$T/hosts" --user "$CR" "$R/edge/big:1.0" >>"$T/h-ctr"
-done
-hd=$(median <"$T/h-docker") he=$(median <"$T/h-ef-docker") hc=$(median <"$T/h-ctr") hf=$(median <"$T/h-ef-ctr")
-echo "| pull + hand to dockerd, s (vs docker pull) | $he | | | $(r "$he" "$hd") x docker pull ($hd s) | <= 1.0 |"
-echo "| pull + hand to containerd, s (vs ctr images pull) | $hf | | | $(r "$hf" "$hc") x ctr pull ($hc s) | <= 1.0 |"
+# handoffs TAG RUNS: pull + handoff beside the runtime's own pull, to dockerd
+# and to containerd, alternating; wall times in $T/TAG-{ef-docker,docker,ef-ctr,ctr},
+# the store's size after the last handoff in $T/TAG-store.
+handoffs() {
+	local tag=$1 i
+	: >"$T/$tag-ef-docker"; : >"$T/$tag-docker"; : >"$T/$tag-ef-ctr"; : >"$T/$tag-ctr"
+	for i in $(seq "$2"); do
+		echo "handoff ($tag) run $i/$2 ..." >&2
+		$D rmi -f "$R/edge/big:1.0" >/dev/null 2>&1; rm -rf "$T/s-h"
+		wall "$EF" pull --quiet --store "$T/s-h" --ca-file "$T/ca/ca.crt" --creds "$CR" --runtime "docker:$RT/docker.sock" "$R/edge/big:1.0" >>"$T/$tag-ef-docker"
+		$D rmi -f "$R/edge/big:1.0" >/dev/null 2>&1
+		wall $D pull -q "$R/edge/big:1.0" >>"$T/$tag-docker"
+		$C images ls -q | xargs -r $C images rm --sync >/dev/null 2>&1; rm -rf "$T/s-h"
+		wall "$EF" pull --quiet --store "$T/s-h" --ca-file "$T/ca/ca.crt" --creds "$CR" --runtime "containerd:$RT/cd/sock:bench" "$R/edge/big:1.0" >>"$T/$tag-ef-ctr"
+		du -sb "$T/s-h/blobs" | cut -f1 >"$T/$tag-store"
+		$C images ls -q | xargs -r $C images rm --sync >/dev/null 2>&1
+		wall $C images pull --hosts-dir "$T/hosts" --user "$CR" "$R/edge/big:1.0" >>"$T/$tag-ctr"
+	done
+}
+# rows TAG LABEL: the two rows of a handoffs run
+rows() {
+	local d e c f
+	d=$(median <"$T/$1-docker") e=$(median <"$T/$1-ef-docker") c=$(median <"$T/$1-ctr") f=$(median <"$T/$1-ef-ctr")
+	echo "| ${2}pull + hand to dockerd, s (vs docker pull) | $e | | | $(r "$e" "$d") x docker pull ($d s) | <= 1.0 |"
+	echo "| ${2}pull + hand to containerd, s (vs ctr images pull) | $f | | | $(r "$f" "$c") x ctr pull ($c s) | <= 1.0 |"
+}
+handoffs h "$HRUNS"
+rows h ""
 echo "| the store after the handoff / image size | $(r "$(cat "$T/h-store")" "$SIZE") | | | | <= 0.05 |"
 
 # The same over a link the network bounds rather than the CPU, as on a device:
@@ -139,23 +151,10 @@ if [ "${LINKRUNS:-3}" -gt 0 ] && tc qdisc show dev lo 2>/dev/null | grep -q "noq
 	tc class add dev lo parent 1: classid 1:10 htb rate 50gbit 2>/dev/null # (a quantum warning)
 	tc class add dev lo parent 1: classid 1:20 htb rate "$LINK"
 	tc filter add dev lo parent 1: protocol ip u32 match ip sport "$PR" 0xffff flowid 1:20
-	: >"$T/l-ef-docker"; : >"$T/l-docker"; : >"$T/l-ef-ctr"; : >"$T/l-ctr"
-	for i in $(seq "${LINKRUNS:-3}"); do
-		echo "handoff over $LINK, run $i ..." >&2
-		$D rmi -f "$R/edge/big:1.0" >/dev/null 2>&1; rm -rf "$T/s-h"
-		wall "$EF" pull --quiet --store "$T/s-h" --ca-file "$T/ca/ca.crt" --creds "$CR" --runtime "docker:$RT/docker.sock" "$R/edge/big:1.0" >>"$T/l-ef-docker"
-		$D rmi -f "$R/edge/big:1.0" >/dev/null 2>&1
-		wall $D pull -q "$R/edge/big:1.0" >>"$T/l-docker"
-		$C images ls -q | xargs -r $C images rm --sync >/dev/null 2>&1; rm -rf "$T/s-h"
-		wall "$EF" pull --quiet --store "$T/s-h" --ca-file "$T/ca/ca.crt" --creds "$CR" --runtime "containerd:$RT/cd/sock:bench" "$R/edge/big:1.0" >>"$T/l-ef-ctr"
-		$C images ls -q | xargs -r $C images rm --sync >/dev/null 2>&1
-		wall $C images pull --hosts-dir "$T/hosts" --user "$CR" "$R/edge/big:1.0" >>"$T/l-ctr"
-	done
+	handoffs l "${LINKRUNS:-3}"
 	tc qdisc del dev lo root
 	LINKED=
-	ld=$(median <"$T/l-docker") le=$(median <"$T/l-ef-docker") lc=$(median <"$T/l-ctr") lf=$(median <"$T/l-ef-ctr")
-	echo "| over $LINK: pull + hand to dockerd, s | $le | | | $(r "$le" "$ld") x docker pull ($ld s) | <= 1.0 |"
-	echo "| over $LINK: pull + hand to containerd, s | $lf | | | $(r "$lf" "$lc") x ctr pull ($lc s) | <= 1.0 |"
+	rows l "over $LINK: "
 else
 	echo "| over $LINK: pull + hand to a runtime | (needs tc and a loopback without a qdisc) | | | | |"
 fi
