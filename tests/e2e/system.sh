@@ -61,8 +61,10 @@ CONF
 PODMAN="podman --root $T/podman/root --runroot $T/podman/run --tmpdir $T/podman/tmp --cgroup-manager=cgroupfs --events-backend=file"
 pre_cleanup() {
 	[ -n "${CID:-}" ] && $PODMAN rm -f -t 5 "$CID" >/dev/null 2>&1
-	awk -v t="$T" 'index($2, t) == 1 {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
-	return 0
+	# conmon and podman's own cleanup outlive the rm, and that cleanup
+	# mounts the storage again: wait for them before unmounting
+	for _ in $(seq 100); do pgrep -f -- "$T/podman" >/dev/null || break; sleep 0.1; done
+	umount_T
 }
 CID=$($PODMAN run -d --systemd=always --runtime runc --network host --ulimit nofile=1024:1024 \
 	--ulimit nproc=1024:1024 --rootfs "$ROOT" /sbin/init) || setup_failed "podman run systemd"
