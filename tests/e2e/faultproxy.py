@@ -55,14 +55,18 @@ class Handler(BaseHTTPRequestHandler):
         except (OSError, ValueError):
             return {}
 
+    def save(self):
+        """Write the counters to --stats (the caller holds the lock)."""
+        tmp = "%s.%d.tmp" % (self.server.opts.stats, threading.get_ident())
+        with open(tmp, "w") as f:
+            json.dump(self.server.stats, f)
+        os.replace(tmp, self.server.opts.stats)
+
     def bump(self, key, n=1, write=True):
         with self.server.lock:
             self.server.stats[key] = self.server.stats.get(key, 0) + n
             if write:
-                tmp = "%s.%d.tmp" % (self.server.opts.stats, threading.get_ident())
-                with open(tmp, "w") as f:
-                    json.dump(self.server.stats, f)
-                os.replace(tmp, self.server.opts.stats)
+                self.save()
 
     def fly(self, d):
         """One more (d=1) or one fewer (d=-1) blob body on its way."""
@@ -70,7 +74,7 @@ class Handler(BaseHTTPRequestHandler):
             self.server.flying += d
             top = max(self.server.flying, self.server.stats.get("blobs_in_flight_max", 0))
             self.server.stats["blobs_in_flight_max"] = top
-        self.bump("blobs_in_flight_max", 0)  # writes the file
+            self.save()
 
     def take(self, key, limit):
         """True while fewer than limit events of this kind happened."""
