@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "daemon.h"
 #include "notify.h"
+#include "poller.h"
 #include "state.h"
 #include "sync.h"
 
@@ -26,6 +27,40 @@ progress_ping (void *payload, int64_t done, int64_t total)
   agent_watchdog ();
 }
 
+/* An http:// exchange works, as anax lets it, with one line that says
+ * what it costs; status says it too. */
+static void
+plain_http (struct sync_ctx *s)
+{
+  json_t *ex = json_object_get (s->state, "exchange");
+
+  if (!json_is_object (ex))
+    json_object_set_new (s->state, "exchange", ex = json_object ());
+  json_object_set_new (ex, "url", json_string (s->cfg->exchange_url));
+  json_object_set_new (ex, "plain_http", json_boolean (exchange_plain (s->ex)));
+  if (exchange_plain (s->ex))
+    cli_warn ("the exchange is plain HTTP (%s): the node's token and its deployments cross the network unencrypted",
+              s->cfg->exchange_url);
+}
+
+/* agent --once: one sync, heartbeating all the while, as the daemon does. */
+static int
+sync_once (struct sync_ctx *s)
+{
+  cleanup_err ef_err *err = NULL;
+  poller *hb = NULL;
+  int rc, saved;
+
+  if (poller_new (&hb, s->cfg, json_integer_value (json_object_get (s->state, "change_id")), 0, false, &err) < 0)
+    return cli_report ("agent", err);
+  rc = agent_sync (s, &err);
+  poller_free (hb);
+  saved = agent_state_save (s->cfg->store, s->state, rc < 0 ? NULL : &err);
+  if (rc == 0)
+    rc = saved;
+  return rc < 0 ? cli_report ("agent", err) : 0;
+}
+
 int
 cmd_agent (int argc, char **argv)
 {
@@ -41,6 +76,7 @@ cmd_agent (int argc, char **argv)
   struct sync_ctx s = { 0 };
   cleanup_err ef_err *err = NULL;
   int c, rc;
+
 
   optind = 1;
   opterr = 0;
@@ -62,22 +98,14 @@ cmd_agent (int argc, char **argv)
   rc = reg_store_open (&s.store, cfg.store, &err);
   if (rc == 0)
     rc = exchange_new (&s.ex, &cfg, &ef_cancel, &err);
-  if (rc == 0)
-    {
-      s.state = agent_state_load (cfg.store);
-      if (once)
-        {
-          int saved;
-          rc = agent_sync (&s, &err);
-          saved = agent_state_save (cfg.store, s.state, err ? NULL : &err);
-          if (rc == 0)
-            rc = saved;
-        }
-      else
-        rc = agent_daemon (&cfg, config_file, &s);
-    }
   if (rc < 0)
     rc = cli_report ("agent", err);
+  else
+    {
+      s.state = agent_state_load (cfg.store);
+      plain_http (&s);
+      rc = once ? sync_once (&s) : agent_daemon (&cfg, config_file, &s);
+    }
   json_decref (s.state);
   exchange_free (s.ex);
   reg_store_free (s.store);

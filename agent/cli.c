@@ -31,6 +31,26 @@ cli_report (const char *context, ef_err *e)
   return code ? code : EF_LOCAL;
 }
 
+void
+cli_report_text (const char *context, const char *text)
+{
+  cleanup_free char *t = xasprintf ("%s: %s", context, text);
+  line (t);
+}
+
+void
+cli_warn (const char *fmt, ...)
+{
+  cleanup_free char *msg = NULL, *text = NULL;
+  va_list ap;
+
+  va_start (ap, fmt);
+  msg = xvasprintf (fmt, ap);
+  va_end (ap);
+  text = xasprintf ("warning: %s", msg);
+  line (text);
+}
+
 int
 cli_usage_error (const char *cmd, const char *fmt, ...)
 {

@@ -12,6 +12,10 @@ extern volatile sig_atomic_t ef_cancel; /* set by SIGINT/SIGTERM */
 
 /* "edgefetch: <context>: <message>" on stderr; returns the exit code. */
 int cli_report (const char *context, ef_err *e);
+/* "edgefetch: <context>: <text>" on stderr, for what is no ef_err. */
+void cli_report_text (const char *context, const char *text);
+/* "edgefetch: warning: <text>" on stderr. */
+void cli_warn (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
 /* One usage line on stderr; returns 2. */
 int cli_usage_error (const char *cmd, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
 /* After getopt_long with "+:..." returned c (':' or '?'): the one usage

@@ -230,6 +230,10 @@ agent_config_load (struct agent_config *c, const char *file, ef_err **err)
     rc = seconds (kv, "EDGEFETCH_CHANGE_RETENTION", 14400, &c->change_retention, err);
   if (rc == 0)
     rc = seconds (kv, "EDGEFETCH_EXCHANGE_TIMEOUT", 30, &c->exchange_timeout, err);
+  /* anax's ServiceUpgradeCheckIntervalS: its own look at what changed
+   * upstream of the agbot, every 300 s */
+  if (rc == 0)
+    rc = seconds (kv, "EDGEFETCH_PATTERN_CHECK", 300, &c->pattern_check, err);
   if (rc == 0 && (v = lookup (kv, "EDGEFETCH_LIMIT_RATE")) != NULL && *v)
     {
       rc = reg_rate_parse (v, &c->limit_rate, err);

@@ -28,6 +28,7 @@ struct agent_config
   char *cosign_key;
   long poll_min, poll_max;      /* seconds */
   long change_retention;        /* seconds the exchange keeps change records */
+  long pattern_check;           /* seconds between looks at the pattern (nodes get no record of its edits) */
   long exchange_timeout;        /* seconds for one exchange request (anax: 30) */
   int64_t limit_rate;           /* EDGEFETCH_LIMIT_RATE, bytes/s for each pull; 0: none */
   struct agent_window window;   /* EDGEFETCH_FETCH_WINDOW; n == 0: always */

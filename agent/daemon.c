@@ -1,38 +1,37 @@
 /* daemon.c: see daemon.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../common/util.h"
 #include "cli.h"
 #include "daemon.h"
 #include "horizon/horizon.h"
 #include "notify.h"
+#include "poller.h"
 #include "state.h"
 
 static volatile sig_atomic_t reload;
+static int wake_fd = -1; /* the write end of the loop's self-pipe */
 
 static void
-on_hup (int sig)
+on_signal (int sig)
 {
-  (void) sig;
-  reload = 1;
-}
+  int saved = errno;
 
-/* Sleep up to ms in short slices, feeding the watchdog; stop early on a signal. */
-static void
-idle (int64_t ms)
-{
-  int64_t end = ef_now_ms () + ms;
-
-  while (!ef_cancel && !reload && ef_now_ms () < end)
-    {
-      int64_t left = end - ef_now_ms ();
-      struct timespec ts = { 0, (long) ((left > 200 ? 200 : left) * 1000000) };
-      agent_watchdog ();
-      nanosleep (&ts, NULL);
+  if (sig == SIGHUP)
+    reload = 1;
+  else
+    ef_cancel = 1;
+  if (wake_fd >= 0 && write (wake_fd, "s", 1) < 0)
+    { /* full: a wake-up is pending already */
     }
+  errno = saved;
 }
 
 static void
@@ -52,11 +51,13 @@ status_line (json_t *state, const char *what)
 
 /* SIGHUP: the new configuration, or the old one kept when it is bad. */
 static bool
-reload_config (struct agent_config *cfg, const char *config_file, struct sync_ctx *s)
+reload_config (struct agent_config *cfg, const char *config_file, struct sync_ctx *s, poller **pl)
 {
   cleanup_err ef_err *err = NULL;
   struct agent_config fresh;
+  struct poll_news n;
   exchange *ex = NULL;
+  poller *np = NULL;
 
   if (agent_config_load (&fresh, config_file, &err) < 0)
     {
@@ -69,64 +70,54 @@ reload_config (struct agent_config *cfg, const char *config_file, struct sync_ct
       agent_config_dispose (&fresh);
       return false;
     }
+  /* the poller reads cfg: stop it before cfg changes */
+  poller_take (*pl, &n);
+  poller_free (*pl);
+  *pl = NULL;
   exchange_free (s->ex);
   s->ex = ex;
   agent_config_dispose (cfg);
   *cfg = fresh;
+  if (poller_new (&np, cfg, n.change_id, n.last_ok, true, &err) < 0)
+    {
+      cli_report ("agent: reload", err);
+      ef_cancel = 1;
+      return false;
+    }
+  *pl = np;
   return true;
+}
+
+/* The node's heartbeatIntervals, else its org's, else the configured
+ * poll bounds (anax's changes worker, which defaults to 20/120/20). */
+static void
+follow_intervals (const struct agent_config *cfg, struct sync_ctx *s, poller *pl)
+{
+  struct poll_intervals iv = { cfg->poll_min, cfg->poll_max, cfg->poll_min };
+
+  if (hzn_heartbeat_intervals (s->ex, cfg, json_object_get (s->state, "heartbeat_intervals"), &iv.min, &iv.max,
+                               &iv.adjust)
+      == 0)
+    poller_intervals (pl, &iv);
 }
 
 /* One sync, its state saved and its status told; true when it failed. */
 static bool
-sync_once (struct agent_config *cfg, struct sync_ctx *s)
+sync_once (struct agent_config *cfg, struct sync_ctx *s, poller *pl)
 {
   cleanup_err ef_err *err = NULL;
   int r = agent_sync (s, &err);
 
-  if (r < 0)
+  if (r < 0 && s->stop == 0) /* a stop is told once, as the agent ends */
     cli_report ("agent: sync", err);
   ef_err_clear (&err);
+  poller_follow (pl, json_object_get (s->state, "services"));
+  if (s->stop == 0)
+    follow_intervals (cfg, s, pl);
   if (agent_state_save (cfg->store, s->state, &err) < 0)
     cli_report ("agent", err);
   status_line (s->state, r < 0 ? "synced with errors" : "synced");
-  return r < 0;
-}
-
-/* Poll the changes.  Returns true when a sync is due; false on no news,
- * and also when the exchange could not be reached (*down then). */
-static bool
-poll_due (struct agent_config *cfg, struct sync_ctx *s, time_t *last_ok_poll, bool *down)
-{
-  json_t *st = s->state, *resp = NULL, *ch;
-  cleanup_err ef_err *err = NULL;
-  bool due = false;
-  size_t i;
-
-  *down = hzn_poll_changes (s->ex, cfg, json_integer_value (json_object_get (st, "change_id")), &resp, &err) < 0;
-  if (*down)
-    {
-      json_t *ex = json_object_get (st, "exchange");
-      if (json_is_object (ex))
-        {
-          json_object_set_new (ex, "ok", json_false ());
-          json_object_set_new (ex, "last_error", json_string (ef_err_msg (err)));
-        }
-      cli_report ("agent: poll", err);
-      return false;
-    }
-  /* after an outage longer than the exchange keeps changes, or when it
-   * says it dropped some, a full sync: we may have missed one */
-  due = (*last_ok_poll && time (NULL) - *last_ok_poll > cfg->change_retention)
-        || json_is_true (json_object_get (resp, "hitMaxRecords"))
-        || json_is_false (json_object_get (json_object_get (st, "exchange"), "ok"));
-  json_array_foreach (json_object_get (resp, "changes"), i, ch)
-    due = due || hzn_change_relevant (ch, cfg);
-  if (json_is_integer (json_object_get (resp, "mostRecentChangeId")))
-    json_object_set (st, "change_id", json_object_get (resp, "mostRecentChangeId"));
-  json_decref (resp);
-  *last_ok_poll = time (NULL);
-  json_object_set_new (st, "last_poll_ok", json_integer ((json_int_t) *last_ok_poll));
-  return due;
+  return r < 0 && !s->pattern_deleted;
 }
 
 /* Nodes are not told of pattern edits: look at the pattern itself. */
@@ -136,18 +127,24 @@ pattern_moved (struct sync_ctx *s)
   const char *pattern = json_string_value (json_object_get (s->state, "pattern"));
   json_t *known = json_object_get (s->state, "pattern_last_updated");
   cleanup_free char *stamp = NULL;
-  bool moved;
+  cleanup_err ef_err *err = NULL;
+  int rc;
 
-  if (pattern == NULL || hzn_pattern_stamp (s->ex, pattern, &stamp, NULL) < 0)
+  if (pattern == NULL)
     return false;
-  moved = !json_is_string (known) || strcmp (stamp, json_string_value (known)) != 0;
-  return moved;
+  rc = hzn_pattern_stamp (s->ex, pattern, &stamp, &err);
+  if (rc == -EF_NOTFOUND) /* deleted: a sync says so */
+    return !json_is_string (json_object_get (s->state, "pattern_deleted"));
+  if (rc < 0)
+    return false;
+  return json_is_string (json_object_get (s->state, "pattern_deleted")) || !json_is_string (known)
+         || strcmp (stamp, json_string_value (known)) != 0;
 }
 
 /* While services wait for the download window: true once it is open;
- * until then no idle lasts past its opening. */
+ * until then no wait lasts past its opening. */
 static bool
-window_opened (const struct agent_config *cfg, const struct sync_ctx *s, int64_t *interval)
+window_opened (const struct agent_config *cfg, const struct sync_ctx *s, int64_t *wait_ms)
 {
   time_t now = time (NULL), next;
 
@@ -155,63 +152,159 @@ window_opened (const struct agent_config *cfg, const struct sync_ctx *s, int64_t
     return false;
   if (agent_window_open (&cfg->window, now, &next))
     return true;
-  if (next > now && (next - now) * 1000 + 1000 < *interval)
-    *interval = (next - now) * 1000 + 1000;
+  if (next > now && (next - now) * 1000 + 1000 < *wait_ms)
+    *wait_ms = (next - now) * 1000 + 1000;
   return false;
+}
+
+/* Sleep until the poller or a signal wakes us, or ms pass; the watchdog
+ * is fed on the way. */
+static void
+wait_for (int self, int pfd, int64_t ms)
+{
+  int64_t end = ef_now_ms () + ms, dog = agent_watchdog_interval_ms ();
+  struct pollfd fds[2] = { { self, POLLIN, 0 }, { pfd, POLLIN, 0 } };
+
+  while (!ef_cancel && !reload)
+    {
+      int64_t left = end - ef_now_ms ();
+      agent_watchdog ();
+      if (left <= 0)
+        break;
+      if (dog > 0 && left > dog)
+        left = dog;
+      if (poll (fds, 2, (int) left) > 0)
+        {
+          char buf[16];
+          while (read (self, buf, sizeof buf) > 0)
+            ;
+          if (fds[1].revents)
+            break;
+        }
+    }
+}
+
+/* What the poller found, into the state.  Returns whether a sync is due. */
+static bool
+take_news (const struct agent_config *cfg, struct sync_ctx *s, poller *pl, bool *polled)
+{
+  struct poll_news n;
+  bool health = json_is_false (json_object_get (json_object_get (s->state, "exchange"), "ok"));
+
+  poller_take (pl, &n);
+  *polled = n.polls > 0;
+  if (n.stop)
+    {
+      s->stop = n.stop;
+      agent_state_stopped (s->state, n.stop, n.error);
+      return false;
+    }
+  if (n.down)
+    {
+      if (!health)
+        cli_report_text ("agent: poll", n.error);
+      agent_state_exchange (s->state, false, n.error);
+      status_line (s->state, "exchange unreachable, keeping the last state");
+      agent_state_save (cfg->store, s->state, NULL);
+      return false;
+    }
+  if (!n.polls)
+    return false;
+  json_object_set_new (s->state, "change_id", json_integer (n.change_id));
+  json_object_set_new (s->state, "last_poll_ok", json_integer ((json_int_t) n.last_ok));
+  if (health)
+    agent_state_exchange (s->state, true, NULL);
+  if (n.org_changed)
+    follow_intervals (cfg, s, pl);
+  /* back from an outage: a full sync, something may have moved */
+  return n.due || health;
 }
 
 int
 agent_daemon (struct agent_config *cfg, const char *config_file, struct sync_ctx *s)
 {
-  int64_t interval = cfg->poll_min * 1000;
-  bool need_sync = true, retry_failed = false, down = false;
-  time_t last_ok_poll = (time_t) json_integer_value (json_object_get (s->state, "last_poll_ok"));
+  bool need_sync = true, retry_failed = false;
+  int64_t last_pattern_check = ef_now_ms ();
+  cleanup_err ef_err *err = NULL;
   struct sigaction sa;
+  poller *pl = NULL;
+  int self[2];
 
-  memset (&sa, 0, sizeof sa);
-  sa.sa_handler = on_hup;
-  sigaction (SIGHUP, &sa, NULL);
-  agent_notify ("READY=1\nSTATUS=starting");
   if (!json_is_integer (json_object_get (s->state, "change_id")))
     {
       json_int_t id;
       if (hzn_max_change_id (s->ex, &id, NULL) == 0)
         json_object_set_new (s->state, "change_id", json_integer (id));
     }
-  while (!ef_cancel)
+  if (pipe2 (self, O_CLOEXEC | O_NONBLOCK) < 0)
     {
+      ef_err_sys (&err, EF_LOCAL, errno, "pipe");
+      return cli_report ("agent", err);
+    }
+  wake_fd = self[1];
+  memset (&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset (&sa.sa_mask);
+  sigaction (SIGHUP, &sa, NULL);
+  sigaction (SIGTERM, &sa, NULL);
+  sigaction (SIGINT, &sa, NULL);
+  if (poller_new (&pl, cfg, json_integer_value (json_object_get (s->state, "change_id")),
+                  (long long) json_integer_value (json_object_get (s->state, "last_poll_ok")), true, &err)
+      < 0)
+    {
+      close (self[0]);
+      close (self[1]);
+      wake_fd = -1;
+      return cli_report ("agent", err);
+    }
+  agent_notify ("READY=1\nSTATUS=starting");
+  while (!ef_cancel && s->stop == 0)
+    {
+      int64_t wait_ms = cfg->poll_max * 1000;
+      bool polled;
+
       if (reload)
         {
           reload = 0;
-          need_sync = reload_config (cfg, config_file, s) || need_sync;
+          need_sync = reload_config (cfg, config_file, s, &pl) || need_sync;
+          if (pl == NULL)
+            break;
         }
       if (need_sync)
-        retry_failed = sync_once (cfg, s);
-      idle (need_sync ? cfg->poll_min * 1000 : interval);
+        {
+          retry_failed = sync_once (cfg, s, pl);
+          last_pattern_check = ef_now_ms ();
+        }
       need_sync = false;
+      if (s->stop)
+        break;
+      window_opened (cfg, s, &wait_ms);
+      wait_for (self[0], poller_fd (pl), wait_ms);
       if (ef_cancel || reload)
         continue;
-      need_sync = poll_due (cfg, s, &last_ok_poll, &down);
-      if (down)
+      need_sync = take_news (cfg, s, pl, &polled);
+      if (s->stop)
+        break;
+      /* a failed sync is tried again at the pace of the polls; the pattern
+       * (whose edits nodes are not told of) at its own slower one */
+      need_sync = need_sync || (retry_failed && polled) || window_opened (cfg, s, &wait_ms);
+      if (!need_sync && ef_now_ms () - last_pattern_check >= cfg->pattern_check * 1000)
         {
-          agent_state_save (cfg->store, s->state, NULL);
-          status_line (s->state, "exchange unreachable, keeping the last state");
-          interval = interval * 2 > cfg->poll_max * 1000 ? cfg->poll_max * 1000 : interval * 2;
-          continue;
-        }
-      need_sync = need_sync || retry_failed || pattern_moved (s) || window_opened (cfg, s, &interval);
-      if (need_sync)
-        interval = cfg->poll_min * 1000;
-      else
-        {
-          interval += cfg->poll_min * 1000;
-          if (interval > cfg->poll_max * 1000)
-            interval = cfg->poll_max * 1000;
-          window_opened (cfg, s, &interval);
-          agent_state_save (cfg->store, s->state, NULL);
+          last_pattern_check = ef_now_ms ();
+          need_sync = pattern_moved (s);
         }
     }
+  poller_free (pl);
+  wake_fd = -1;
+  close (self[0]);
+  close (self[1]);
   agent_notify ("STOPPING=1");
   agent_state_save (cfg->store, s->state, NULL);
+  if (s->stop)
+    {
+      const char *why = json_string_value (json_object_get (json_object_get (s->state, "stopped"), "reason"));
+      cli_report_text ("agent: stopped", why ? why : "refused by the exchange");
+      return s->stop;
+    }
   return 0;
 }

@@ -7,7 +7,10 @@
 #include "config.h"
 #include "sync.h"
 
-/* Runs until SIGTERM or SIGINT (ef_cancel); returns 0. */
+/* Runs until SIGTERM or SIGINT (ef_cancel), and returns 0; or until the
+ * exchange refuses the node (deleted, token refused: 3) or the node has
+ * no pattern (2).  What ends it otherwise is reported on stderr; the
+ * result is the exit code. */
 int agent_daemon (struct agent_config *cfg, const char *config_file, struct sync_ctx *s);
 
 #endif

@@ -35,17 +35,24 @@ agent_notify (const char *msg)
   close (fd);
 }
 
+int64_t
+agent_watchdog_interval_ms (void)
+{
+  const char *usec = getenv ("WATCHDOG_USEC");
+  uint64_t us;
+
+  if (usec == NULL || ef_parse_u64 (usec, UINT64_MAX, &us) < 0 || us == 0)
+    return 0;
+  return (int64_t) (us / 2000);
+}
+
 void
 agent_watchdog (void)
 {
   static int64_t last;
-  const char *usec = getenv ("WATCHDOG_USEC");
-  uint64_t us;
-  int64_t now = ef_now_ms ();
+  int64_t every = agent_watchdog_interval_ms (), now = ef_now_ms ();
 
-  if (usec == NULL || ef_parse_u64 (usec, UINT64_MAX, &us) < 0 || us == 0)
-    return;
-  if (now - last < (int64_t) (us / 2000))
+  if (every == 0 || now - last < every)
     return;
   last = now;
   agent_notify ("WATCHDOG=1");

@@ -9,5 +9,7 @@
 void agent_notify (const char *msg);
 /* WATCHDOG=1, at most every half of $WATCHDOG_USEC. */
 void agent_watchdog (void);
+/* How often agent_watchdog wants to be called (ms), or 0: no watchdog. */
+int64_t agent_watchdog_interval_ms (void);
 
 #endif

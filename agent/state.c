@@ -50,3 +50,41 @@ agent_now_utc (void)
   strftime (buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return xstrdup (buf);
 }
+
+void
+agent_state_exchange (json_t *state, bool ok, const char *error)
+{
+  cleanup_free char *stamp = agent_now_utc ();
+  json_t *ex = json_object_get (state, "exchange");
+
+  if (!json_is_object (ex))
+    json_object_set_new (state, "exchange", ex = json_object ());
+  if (!ok && !json_is_false (json_object_get (ex, "ok")))
+    json_object_set_new (ex, "down_since", json_string (stamp));
+  if (ok)
+    json_object_del (ex, "down_since");
+  json_object_set_new (ex, "ok", json_boolean (ok));
+  json_object_set_new (ex, "last_error", error ? json_string (error) : json_null ());
+  json_object_set_new (ex, ok ? "last_contact" : "last_failure", json_string (stamp));
+}
+
+void
+agent_state_stopped (json_t *state, int code, const char *reason)
+{
+  cleanup_free char *stamp = agent_now_utc ();
+  json_t *old = json_object_get (state, "stopped");
+
+  if (reason == NULL)
+    {
+      json_object_del (state, "stopped");
+      return;
+    }
+  /* the same refusal again keeps the time it began */
+  if (json_is_object (old) && json_integer_value (json_object_get (old, "code")) == code
+      && json_is_string (json_object_get (old, "since")))
+    {
+      json_object_set_new (old, "reason", json_string (reason));
+      return;
+    }
+  json_object_set_new (state, "stopped", json_pack ("{s:i, s:s, s:s}", "code", code, "reason", reason, "since", stamp));
+}

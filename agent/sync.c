@@ -7,6 +7,7 @@
 #include "../common/util.h"
 #include "../verify/cosign.h"
 #include "../verify/deployment.h"
+#include "cli.h"
 #include "deliver.h"
 #include "horizon/horizon.h"
 #include "reconcile.h"
@@ -39,8 +40,23 @@ verify_service (struct sync_ctx *s, const struct hzn_service *v, json_t *entry, 
     }
   vfy_keyring_free (kr);
   if (rc == 0)
-    rc = vfy_deployment_images (dep, strlen (dep), v->overrides, v->overrides ? strlen (v->overrides) : 0, refs,
-                                err);
+    rc = vfy_deployment_images (dep, strlen (dep), refs, err);
+  if (rc == 0 && v->overrides && *v->overrides)
+    {
+      /* anax takes only the Environment from overrides: the image pulled
+       * is the one the service's publisher signed */
+      char **over = NULL;
+      rc = vfy_overrides_images (v->overrides, strlen (v->overrides), &over, err);
+      for (char **o = over; o && *o; o++)
+        {
+          cleanup_free char *note
+              = xasprintf ("the pattern's deployment_overrides names image %.200s: ignored, as anax ignores it "
+                           "(the service's signed image is pulled)",
+                           *o);
+          json_array_append_new (json_object_get (entry, "notes"), json_string (note));
+        }
+      ef_strv_free (over);
+    }
   for (char **r = rc == 0 ? *refs : NULL; r && *r; r++)
     if (s->cfg->require_digest && strstr (*r, "@sha256:") == NULL)
       rc = ef_err_set (err, EF_VERIFY, "image %s is not pinned by digest (EDGEFETCH_REQUIRE_DIGEST=true)", *r);
@@ -97,7 +113,7 @@ window_open_now (void *ud)
 
 /* Every image of the service, with the service's own dockauths. */
 static int
-fetch_service (struct sync_ctx *s, const struct hzn_service *v, char **refs, json_t *images, ef_err **err)
+fetch_service (struct sync_ctx *s, const struct hzn_service *v, char **refs, json_t *entry, ef_err **err)
 {
   static const char *defaults[] = EF_DEFAULT_CERTS_DIRS;
   const char *dirs[2] = { s->cfg->certs_dir, NULL };
@@ -109,14 +125,25 @@ fetch_service (struct sync_ctx *s, const struct hzn_service *v, char **refs, jso
   reg_client *client = NULL;
   struct reg_platform p;
   size_t nhc = 0;
-  int rc;
+  int rc = 0;
 
   platform_for (v->arch, &p);
   d.platform = &p;
   d.progress = s->progress;
   d.keep_layers = s->cfg->keep_layers;
-  rc = hzn_service_dockauths (s->ex, v, hc, MAX_DOCKAUTHS, &nhc, err);
-  if (rc == 0 && s->cfg->cosign_key)
+  {
+    /* anax pulls with its other credentials when the exchange's dockauths
+     * answer an error other than 404 (governance/microservice.go) */
+    cleanup_err ef_err *e = NULL;
+    if (hzn_service_dockauths (s->ex, v, hc, MAX_DOCKAUTHS, &nhc, &e) < 0)
+      {
+        cleanup_free char *note
+            = xasprintf ("dockauths: %s (pulling with the device's own credentials)", ef_err_msg (e));
+        cli_warn ("service %s: %s", v->id, note);
+        json_array_append_new (json_object_get (entry, "notes"), json_string (note));
+      }
+  }
+  if (s->cfg->cosign_key)
     rc = vfy_cosign_key_load (&ck, s->cfg->cosign_key, err);
   o.session.host_creds = hc;
   o.session.nhost_creds = nhc;
@@ -144,7 +171,7 @@ fetch_service (struct sync_ctx *s, const struct hzn_service *v, char **refs, jso
       if (rc < 0)
         ef_err_wrap (err, "%s", *r);
       else
-        json_array_append_new (images, image_entry (*r, &out, d.runtime));
+        json_array_append_new (json_object_get (entry, "images"), image_entry (*r, &out, d.runtime));
       agent_delivery_dispose (&out);
     }
   hzn_creds_dispose (hc, nhc);
@@ -185,7 +212,7 @@ sync_service (struct sync_ctx *s, const struct hzn_service *v, const char *stamp
   else if (dep && *dep) /* a service without one is for clusters, not devices */
     rc = verify_service (s, v, entry, &refs, err);
   if (rc == 0 && refs)
-    rc = fetch_service (s, v, refs, json_object_get (entry, "images"), err);
+    rc = fetch_service (s, v, refs, entry, err);
   ef_strv_free (refs);
   if (rc == -EF_NET && !(s->cancel && *s->cancel) && waiting (s, entry))
     {
@@ -202,18 +229,6 @@ sync_service (struct sync_ctx *s, const struct hzn_service *v, const char *stamp
   json_object_set_new (entry, "error", rc == 0 ? json_null () : json_string (ef_err_msg (err ? *err : NULL)));
   json_object_set_new (entry, "last_attempt", json_string (stamp));
   return entry;
-}
-
-static void
-exchange_state (json_t *state, bool ok, const char *error, const char *stamp)
-{
-  json_t *ex = json_object_get (state, "exchange");
-
-  if (!json_is_object (ex))
-    json_object_set_new (state, "exchange", ex = json_object ());
-  json_object_set_new (ex, "ok", json_boolean (ok));
-  json_object_set_new (ex, "last_error", error ? json_string (error) : json_null ());
-  json_object_set_new (ex, ok ? "last_contact" : "last_failure", json_string (stamp));
 }
 
 /* Keep the first failure of the sync in *first and *err. */
@@ -234,14 +249,42 @@ agent_sync (struct sync_ctx *s, ef_err **err)
   json_t *services;
   int first = 0, rc;
 
+  s->stop = 0;
+  s->pattern_deleted = false;
   rc = hzn_plan_read (s->ex, s->cfg, &plan, err);
+  if (rc == -EF_AUTH || rc == -EF_USAGE)
+    {
+      /* the node is gone, its token refused, or it follows policy: another
+       * try repeats the refusal; what runs is left alone */
+      s->stop = -rc;
+      agent_state_exchange (s->state, true, NULL);
+      agent_state_stopped (s->state, -rc, ef_err_msg (err ? *err : NULL));
+      return rc;
+    }
   if (rc < 0)
     {
       /* keep the last good state of the services and their images */
-      exchange_state (s->state, false, ef_err_msg (err ? *err : NULL), stamp);
+      agent_state_exchange (s->state, false, ef_err_msg (err ? *err : NULL));
       return rc;
     }
+  agent_state_stopped (s->state, 0, NULL);
+  agent_state_exchange (s->state, true, NULL);
   json_object_set_new (s->state, "node", json_sprintf ("%s/%s", s->cfg->org, s->cfg->node_id));
+  json_object_set (s->state, "heartbeat_intervals", plan.intervals ? plan.intervals : json_null ());
+  if (plan.pattern_deleted)
+    {
+      /* nothing new is fetched, and what the node holds is left alone */
+      if (!json_is_string (json_object_get (s->state, "pattern_deleted")))
+        json_object_set_new (s->state, "pattern_deleted", json_string (stamp));
+      json_object_set_new (s->state, "pattern", json_string (plan.pattern));
+      s->pattern_deleted = true;
+      rc = ef_err_set (err, EF_NOTFOUND,
+                       "pattern %s was deleted on the exchange: nothing new is fetched, the images held are kept",
+                       plan.pattern);
+      hzn_plan_dispose (&plan);
+      return rc;
+    }
+  json_object_del (s->state, "pattern_deleted");
   json_object_set_new (s->state, "arch", json_string (plan.arch));
   json_object_set_new (s->state, "pattern", plan.pattern ? json_string (plan.pattern) : json_null ());
   json_object_set_new (s->state, "pattern_last_updated",
@@ -260,7 +303,6 @@ agent_sync (struct sync_ctx *s, ef_err **err)
     }
   json_object_set_new (s->state, "services", services);
   agent_reconcile (s->cfg, s->store, s->state, services, first == 0 && !s->waiting);
-  exchange_state (s->state, true, NULL, stamp);
   json_object_set_new (s->state, "last_sync", json_string (stamp));
   json_object_set_new (s->state, "last_sync_result", json_integer (first));
   hzn_plan_dispose (&plan);

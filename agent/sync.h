@@ -22,6 +22,8 @@ struct sync_ctx
   const volatile sig_atomic_t *cancel;
   reg_progress_fn progress; /* called while blobs flow (the watchdog) */
   bool waiting;             /* out: some service waits for the download window */
+  int stop;                 /* out: the exchange refused the node (3) or it has no pattern (2) */
+  bool pattern_deleted;     /* out: the node's pattern is gone from the exchange */
 };
 
 /* One failing service does not stop the others.  Returns 0, or the exit

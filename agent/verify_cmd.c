@@ -46,7 +46,7 @@ check_service (const char *id, json_t *svc, const vfy_keyring *kr, bool require_
   if (vfy_rsapss_verify (kr, json_string_value (dep), json_string_length (dep), json_string_value (sig), &key, &err)
       < 0)
     return cli_report (context, err);
-  if (vfy_deployment_images (json_string_value (dep), json_string_length (dep), NULL, 0, &images, &err) < 0)
+  if (vfy_deployment_images (json_string_value (dep), json_string_length (dep), &images, &err) < 0)
     return cli_report (context, err);
   for (char **p = images; *p; p++)
     if (require_digest && strstr (*p, "@sha256:") == NULL)

@@ -1,4 +1,5 @@
 /* deployment.c: see deployment.h. */
+#include <stdbool.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -36,47 +37,64 @@ load (const char *text, size_t len, const char *what, json_t **out, ef_err **err
   return 0;
 }
 
-int
-vfy_deployment_images (const char *deployment, size_t len, const char *overrides, size_t olen, char ***images,
-                       ef_err **err)
+/* The images of a container map; required of each container, or not. */
+static int
+images_of (json_t *services, bool required, char ***images, ef_err **err)
 {
-  json_t *root = NULL, *over = NULL, *services, *c;
+  json_t *c;
   const char *name;
-  char **v = NULL;
+  char **v = xcalloc (json_object_size (services) + 1, sizeof *v);
   size_t n = 0;
+
+  json_object_foreach (services, name, c)
+  {
+    json_t *img = json_object_get (c, "image");
+    if (img == NULL && !required)
+      continue;
+    if (!json_is_string (img) || json_string_length (img) == 0
+        || strlen (json_string_value (img)) != json_string_length (img))
+      {
+        ef_strv_free (v);
+        return ef_err_set (err, EF_VERIFY, "deployment container '%.64s' has no image", name);
+      }
+    v[n++] = xstrdup (json_string_value (img));
+  }
+  *images = v;
+  return 0;
+}
+
+int
+vfy_deployment_images (const char *deployment, size_t len, char ***images, ef_err **err)
+{
+  json_t *root = NULL, *services;
   int rc;
 
   *images = NULL;
   rc = load (deployment, len, "deployment", &root, err);
-  if (rc == 0 && overrides && olen > 0)
-    rc = load (overrides, olen, "deployment_overrides", &over, err);
   services = containers (root);
   if (rc == 0
       && (!json_is_object (services) || json_object_size (services) == 0
           || json_object_size (services) > MAX_CONTAINERS))
     rc = ef_err_set (err, EF_VERIFY, "deployment names no containers");
   if (rc == 0)
-    v = xcalloc (json_object_size (services) + 1, sizeof *v);
-  json_object_foreach (rc == 0 ? services : NULL, name, c)
-  {
-    json_t *img = json_object_get (json_object_get (containers (over), name), "image");
-    if (!json_is_string (img))
-      img = json_object_get (c, "image");
-    if (!json_is_string (img) || json_string_length (img) == 0
-        || strlen (json_string_value (img)) != json_string_length (img))
-      {
-        rc = ef_err_set (err, EF_VERIFY, "deployment container '%.64s' has no image", name);
-        break;
-      }
-    v[n++] = xstrdup (json_string_value (img));
-  }
+    rc = images_of (services, true, images, err);
   json_decref (root);
-  json_decref (over);
-  if (rc < 0)
-    {
-      ef_strv_free (v);
-      return rc;
-    }
-  *images = v;
-  return 0;
+  return rc;
+}
+
+int
+vfy_overrides_images (const char *overrides, size_t len, char ***images, ef_err **err)
+{
+  json_t *root = NULL, *services;
+  int rc;
+
+  *images = NULL;
+  rc = load (overrides, len, "deployment_overrides", &root, err);
+  services = containers (root);
+  if (rc == 0 && (!json_is_object (services) || json_object_size (services) > MAX_CONTAINERS))
+    rc = ef_err_set (err, EF_VERIFY, "deployment_overrides is not a container map");
+  if (rc == 0)
+    rc = images_of (services, false, images, err);
+  json_decref (root);
+  return rc;
 }

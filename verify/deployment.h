@@ -10,12 +10,16 @@
 
 /* The container images of a deployment string: {"services":{NAME:{"image":...}}},
  * or the legacy form with the containers at the top level.  Every
- * container must name an image.  overrides (the pattern's verified
- * deployment_overrides, or NULL) gives a container named there with an
- * image that image instead.  Both are parsed strictly (duplicate keys
+ * container must name an image.  Parsed strictly (duplicate keys
  * refused).  *images is a NULL-terminated array; free it with
  * ef_strv_free(). */
-int vfy_deployment_images (const char *deployment, size_t len, const char *overrides, size_t olen, char ***images,
-                           ef_err **err);
+int vfy_deployment_images (const char *deployment, size_t len, char ***images, ef_err **err);
+
+/* The images a pattern's deployment_overrides names, parsed as strictly
+ * (an override need not name one: *images may be empty).  They are
+ * never pulled: anax takes only the Environment from overrides and runs
+ * the image the service's publisher signed, so the caller says that it
+ * ignored them. */
+int vfy_overrides_images (const char *overrides, size_t len, char ***images, ef_err **err);
 
 #endif

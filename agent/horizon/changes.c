@@ -27,20 +27,94 @@ hzn_poll_changes (exchange *ex, const struct agent_config *cfg, json_int_t chang
   int rc = exchange_post (ex, path, body, 201, out, err);
 
   json_decref (body);
+  if (rc == -EF_NOTFOUND)
+    {
+      /* an HA hub's other instance still knows the node's credentials
+       * for a while after it was deleted (Changes.scala: "Node or agbot
+       * ... not found") */
+      ef_err_clear (err);
+      rc = ef_err_set (err, EF_AUTH, "node %s/%s is not on the exchange: it was deleted", cfg->org, cfg->node_id);
+    }
   return rc;
 }
 
+/* The service id's part after "org/", up to its version: the url with
+ * the scheme stripped and $!*,;/?@&~=% made '-', then '_' (the
+ * exchange's ServicesTQ.formId). */
+static bool
+names_service (const char *id, const char *url)
+{
+  const char *u = strstr (url, "://");
+  size_t i = 0;
+
+  for (u = u ? u + 3 : url; *u; u++, i++)
+    {
+      char c = strchr ("$!*,;/?@&~=%", *u) ? '-' : *u;
+      if (id[i] != c)
+        return false;
+    }
+  return id[i] == '_';
+}
+
 bool
-hzn_change_relevant (json_t *ch, const struct agent_config *cfg)
+hzn_change_relevant (json_t *ch, const struct agent_config *cfg, json_t *services)
 {
   const char *res = json_string_value (json_object_get (ch, "resource"));
   const char *id = json_string_value (json_object_get (ch, "id"));
   const char *org = json_string_value (json_object_get (ch, "orgId"));
+  json_t *v;
+  size_t i;
 
-  if (res == NULL)
+  if (res == NULL || id == NULL || org == NULL)
     return false;
   if (strcmp (res, "node") == 0)
-    return id && org && strcmp (org, cfg->org) == 0 && strcmp (id, cfg->node_id) == 0;
-  return strcmp (res, "service") == 0 || strcmp (res, "servicekeys") == 0 || strcmp (res, "servicedockauths") == 0
-         || strcmp (res, "org") == 0;
+    return strcmp (org, cfg->org) == 0 && strcmp (id, cfg->node_id) == 0;
+  if (strcmp (res, "service") != 0 && strcmp (res, "servicekeys") != 0 && strcmp (res, "servicedockauths") != 0)
+    return false;
+  /* a service of the node's, in any version: a new one may be in range */
+  json_array_foreach (services, i, v)
+  {
+    const char *so = json_string_value (json_object_get (v, "org"));
+    const char *su = json_string_value (json_object_get (v, "url"));
+    if (so && su && strcmp (so, org) == 0 && names_service (id, su))
+      return true;
+  }
+  return false;
+}
+
+/* An interval of heartbeatIntervals, in seconds, or 0 when unset. */
+static long
+interval_of (json_t *iv, const char *key)
+{
+  json_int_t v = json_integer_value (json_object_get (iv, key));
+  return v > 0 && v <= 86400 ? (long) v : 0;
+}
+
+int
+hzn_heartbeat_intervals (exchange *ex, const struct agent_config *cfg, json_t *node_iv, long *min, long *max,
+                         long *adjust)
+{
+  json_t *iv = node_iv, *env = NULL;
+  int rc = 0;
+
+  if (interval_of (iv, "minInterval") == 0)
+    {
+      /* the node's are unset: the org's (GET orgs/{org}) */
+      cleanup_free char *eo = exchange_escape (ex, cfg->org);
+      cleanup_free char *path = xasprintf ("orgs/%s", eo);
+      rc = exchange_get (ex, path, &env, NULL);
+      iv = rc == 0 ? json_object_get (hzn_envelope_one (env, "orgs", NULL), "heartbeatIntervals") : NULL;
+    }
+  if (interval_of (iv, "minInterval") == 0)
+    {
+      json_decref (env);
+      return -1;
+    }
+  *min = interval_of (iv, "minInterval");
+  *max = interval_of (iv, "maxInterval") ? interval_of (iv, "maxInterval") : *min;
+  if (*max < *min)
+    *max = *min;
+  *adjust = interval_of (iv, "intervalAdjustment");
+  json_decref (env);
+  return 0;
 }

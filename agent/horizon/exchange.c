@@ -1,5 +1,7 @@
 /* exchange.c: see exchange.h. */
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <curl/curl.h>
 
@@ -12,6 +14,7 @@
 #define BODY_MAX (8u << 20)
 #define ATTEMPTS 3
 #define RETRY_BASE_MS 1000
+#define MAX_REDIRECTS 5
 
 struct exchange
 {
@@ -20,6 +23,7 @@ struct exchange
   char *user; /* org/nodeid */
   char *token;
   reg_trust *trust;
+  bool plain; /* http:// (the all-in-1 hub's default) */
   long timeout;
   struct http_retry retry;
 };
@@ -32,8 +36,8 @@ exchange_new (exchange **out, const struct agent_config *c, const volatile sig_a
   int rc;
 
   *out = NULL;
-  if (strncmp (c->exchange_url, "https://", 8) != 0)
-    return ef_err_set (err, EF_USAGE, "HZN_EXCHANGE_URL must be an https URL");
+  if (strncasecmp (c->exchange_url, "https://", 8) != 0 && strncasecmp (c->exchange_url, "http://", 7) != 0)
+    return ef_err_set (err, EF_USAGE, "HZN_EXCHANGE_URL must be an http:// or https:// URL");
   curl_global_init (CURL_GLOBAL_DEFAULT);
   ex = xcalloc (1, sizeof *ex);
   rc = reg_trust_new (&ex->trust, NULL, NULL, cas, err);
@@ -46,6 +50,7 @@ exchange_new (exchange **out, const struct agent_config *c, const volatile sig_a
       return rc;
     }
   ex->base = xstrdup (c->exchange_url);
+  ex->plain = strncasecmp (c->exchange_url, "http://", 7) == 0;
   ex->user = xasprintf ("%s/%s", c->org, c->node_id);
   ex->token = xstrdup (c->node_token);
   ex->timeout = c->exchange_timeout > 0 ? c->exchange_timeout : 30;
@@ -69,6 +74,12 @@ exchange_free (exchange *ex)
   curl_global_cleanup ();
 }
 
+bool
+exchange_plain (const exchange *ex)
+{
+  return ex->plain;
+}
+
 char *
 exchange_escape (exchange *ex, const char *s)
 {
@@ -78,20 +89,80 @@ exchange_escape (exchange *ex, const char *s)
   return r;
 }
 
-/* One request with the retry policy; r gets the response. */
-static int
-request (exchange *ex, const char *path, const char *post, struct http_resp *r, ef_err **err)
+/* url's scheme and host name (lower case), or false when it has none. */
+static bool
+url_parts (const char *url, char scheme[8], char host[256])
 {
-  cleanup_free char *url = xasprintf ("%s%s", ex->base, path);
-  struct curl_slist *h = curl_slist_append (NULL, "Accept: application/json");
-  CURLcode res;
-  int rc = 0;
+  CURLU *u = curl_url ();
+  char *sc = NULL, *h = NULL;
+  bool ok = u && curl_url_set (u, CURLUPART_URL, url, 0) == CURLUE_OK
+            && curl_url_get (u, CURLUPART_SCHEME, &sc, 0) == CURLUE_OK
+            && curl_url_get (u, CURLUPART_HOST, &h, 0) == CURLUE_OK && strlen (sc) < 8 && strlen (h) < 256;
 
-  if (post)
-    h = curl_slist_append (h, "Content-Type: application/json");
+  if (ok)
+    {
+      snprintf (scheme, 8, "%s", sc);
+      snprintf (host, 256, "%s", h);
+      for (char *p = host; *p; p++)
+        *p = (char) (*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+      for (char *p = scheme; *p; p++)
+        *p = (char) (*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+    }
+  curl_free (sc);
+  curl_free (h);
+  curl_url_cleanup (u);
+  return ok;
+}
+
+/* A redirect from `from` to `to` keeps the node's credentials only when it
+ * stays on the same host name (any port, as Go's client that anax uses
+ * keeps them) and does not go from https to http; anything else is not
+ * followed at all. */
+static int
+redirect_ok (const char *from, const char *to, ef_err **err)
+{
+  char fs[8], fh[256], ts[8], th[256];
+
+  if (!url_parts (from, fs, fh) || !url_parts (to, ts, th))
+    return ef_err_set (err, EF_NET, "exchange redirected to an unusable URL");
+  if (strcmp (fh, th) != 0)
+    return ef_err_set (err, EF_NET,
+                       "exchange redirected to another host (%s): not followed, the node's credentials stay with %s "
+                       "(set HZN_EXCHANGE_URL to the new address)",
+                       th, fh);
+  if (strcmp (fs, "https") == 0 && strcmp (ts, "https") != 0)
+    return ef_err_set (err, EF_NET, "exchange redirected from https to %s: refused", ts);
+  if (strcmp (ts, "https") != 0 && strcmp (ts, "http") != 0)
+    return ef_err_set (err, EF_NET, "exchange redirected to a %s URL: refused", ts);
+  return 0;
+}
+
+static bool
+is_redirect (long status)
+{
+  return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
+/* An answer under way is abandoned once the caller is cancelled. */
+static int
+on_progress (void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+  (void) dltotal;
+  (void) dlnow;
+  (void) ultotal;
+  (void) ulnow;
+  return http_cancelled (ud) ? 1 : 0;
+}
+
+/* One request to url with the retry policy; r gets the response. */
+static CURLcode
+attempts (exchange *ex, const char *url, const char *post, struct curl_slist *h, struct http_resp *r)
+{
+  CURLcode res;
+
   for (int attempt = 1;; attempt++)
     {
-      http_setup (ex->e, url, 0);
+      http_setup (ex->e, url, ex->plain ? HTTP_PLAIN : 0);
       reg_trust_apply (ex->trust, ex->e);
       curl_easy_setopt (ex->e, CURLOPT_CONNECTTIMEOUT, ex->timeout < 20 ? ex->timeout : 20L);
       curl_easy_setopt (ex->e, CURLOPT_TIMEOUT, ex->timeout);
@@ -101,20 +172,66 @@ request (exchange *ex, const char *path, const char *post, struct http_resp *r, 
       curl_easy_setopt (ex->e, CURLOPT_HTTPHEADER, h);
       if (post)
         curl_easy_setopt (ex->e, CURLOPT_POSTFIELDS, post);
+      curl_easy_setopt (ex->e, CURLOPT_NOPROGRESS, 0L);
+      curl_easy_setopt (ex->e, CURLOPT_XFERINFOFUNCTION, on_progress);
+      curl_easy_setopt (ex->e, CURLOPT_XFERINFODATA, &ex->retry);
       res = http_perform (ex->e, r);
       if (r->too_big || !http_again (&ex->retry, ex->e, attempt, res, r->status))
+        return res;
+    }
+}
+
+/* The request, following at most MAX_REDIRECTS redirects (an ingress that
+ * moved the path, http -> https on the same host): 307 and 308 keep a
+ * POST as it is, 301, 302 and 303 make it a GET, as Go's client does. */
+static int
+request (exchange *ex, const char *path, const char *post, struct http_resp *r, ef_err **err)
+{
+  cleanup_free char *url = xasprintf ("%s%s", ex->base, path);
+  struct curl_slist *h = curl_slist_append (NULL, "Accept: application/json");
+  CURLcode res;
+  int rc = 0, hops = 0;
+
+  if (post)
+    h = curl_slist_append (h, "Content-Type: application/json");
+  for (;;)
+    {
+      char *loc = NULL;
+      res = attempts (ex, url, post, h, r);
+      if (res != CURLE_OK || r->too_big || !is_redirect (r->status))
         break;
+      if (++hops > MAX_REDIRECTS)
+        {
+          rc = ef_err_set (err, EF_NET, "exchange: more than %d redirects", MAX_REDIRECTS);
+          break;
+        }
+      if (curl_easy_getinfo (ex->e, CURLINFO_REDIRECT_URL, &loc) != CURLE_OK || loc == NULL)
+        {
+          rc = ef_err_set (err, EF_NET, "exchange answered HTTP %ld without a Location", r->status);
+          break;
+        }
+      if ((rc = redirect_ok (url, loc, err)) < 0)
+        break;
+      if (r->status <= 303)
+        post = NULL;
+      free (url);
+      url = xstrdup (loc);
     }
   curl_slist_free_all (h);
-  if (r->too_big)
+  if (rc < 0)
+    ;
+  else if (r->too_big)
     rc = ef_err_set (err, EF_NET, "exchange sent more than %u MiB", BODY_MAX >> 20);
   else if (res != CURLE_OK)
     {
       rc = http_error (err, res, r->errbuf, "set HZN_MGMT_HUB_CERT_PATH?");
       ef_err_wrap (err, "exchange");
     }
-  else if (r->status == 401 || r->status == 403)
-    rc = ef_err_set (err, EF_AUTH, "exchange refused the node's credentials (%ld)", r->status);
+  else if (r->status == 401)
+    rc = ef_err_set (err, EF_AUTH,
+                     "exchange refused the node's credentials (401): the node was deleted or its token changed");
+  else if (r->status == 403)
+    rc = ef_err_set (err, EF_AUTH, "exchange denied the node access (403)");
   else if (http_retryable (CURLE_OK, r->status))
     rc = ef_err_set (err, EF_NET, "exchange answered HTTP %ld", r->status);
   return rc;
@@ -143,7 +260,10 @@ call (exchange *ex, const char *path, const char *post, long want, struct http_r
 
   http_resp_init (r, BODY_MAX);
   rc = request (ex, path, post, r, err);
-  if (rc == 0 && r->status == 404)
+  if (rc == 0 && r->status == 404 && strstr (r->body.data, "unrecognized route"))
+    rc = ef_err_set (err, EF_USAGE, "%s: the exchange has no such route (is HZN_EXCHANGE_URL right? it ends in /v1)",
+                     path);
+  else if (rc == 0 && r->status == 404)
     rc = ef_err_set (err, EF_NOTFOUND, "%s: not found", path);
   else if (rc == 0 && r->status != want)
     rc = ef_err_set (err, EF_NET, "%s: HTTP %ld", path, r->status);

@@ -1,11 +1,13 @@
 /* exchange.h: the Horizon exchange's REST API, as a node sees it:
  * node-authenticated JSON over registry/http.h, TLS with the system CAs
- * (when the machine has them) plus HZN_MGMT_HUB_CERT_PATH, timeouts and
- * retries as anax has them. */
+ * (when the machine has them) plus HZN_MGMT_HUB_CERT_PATH, or plain HTTP
+ * when the URL says http:// (never a fallback from https), timeouts and
+ * retries as anax has them, redirects followed on the same host name. */
 #ifndef EF_EXCHANGE_H
 #define EF_EXCHANGE_H
 
 #include <signal.h>
+#include <stdbool.h>
 
 #include <jansson.h>
 
@@ -17,10 +19,16 @@ typedef struct exchange exchange;
 int exchange_new (exchange **out, const struct agent_config *c, const volatile sig_atomic_t *cancel, ef_err **err);
 void exchange_free (exchange *ex);
 
+/* True for an http:// exchange (plain HTTP: the token crosses the network unencrypted). */
+bool exchange_plain (const exchange *ex);
+
 /* GET base+path: the JSON body (object or array).  404 is EF_NOTFOUND
- * ("absent"), 401/403 EF_AUTH, 5xx, 408, 429 and network errors EF_NET
+ * ("absent"), 401/403 EF_AUTH (for a node: deleted, or its token changed), 5xx, 408, 429 and network errors EF_NET
  * after a few quick retries. */
 int exchange_get (exchange *ex, const char *path, json_t **out, ef_err **err);
+/* True for an http:// exchange (plain HTTP: the token crosses the network unencrypted). */
+bool exchange_plain (const exchange *ex);
+
 /* GET base+path: a text body (keys are served as text/plain PEM). */
 int exchange_get_text (exchange *ex, const char *path, char **out, size_t *len, ef_err **err);
 /* POST a JSON body; the status must be want (201 for changes). */

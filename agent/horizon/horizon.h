@@ -42,6 +42,8 @@ struct hzn_plan
 {
   char *pattern;              /* "org/name", or NULL: no pattern */
   char *pattern_last_updated; /* or NULL */
+  bool pattern_deleted;       /* the node names a pattern the exchange no longer has */
+  json_t *intervals;          /* the node's heartbeatIntervals, or NULL */
   char *arch;                 /* amd64, arm64, arm */
   struct hzn_service svc[HZN_MAX_SERVICES];
   size_t n;
@@ -49,9 +51,12 @@ struct hzn_plan
   size_t nbad;
 };
 
-/* Read node, pattern and services.  An exchange failure (network, auth,
- * a missing node) fails; a service that cannot be resolved is listed in
- * bad and the others go on. */
+/* Read node, pattern and services.  An exchange failure fails: EF_AUTH
+ * when the node's credentials are refused or the node is gone (deleted),
+ * EF_USAGE for a node without a pattern (deployment policy), EF_NET when
+ * the exchange cannot be reached.  A deleted pattern is no failure: the
+ * plan says so and holds no service.  A service that cannot be resolved
+ * is listed in bad and the others go on. */
 int hzn_plan_read (exchange *ex, const struct agent_config *cfg, struct hzn_plan *out, ef_err **err);
 void hzn_plan_dispose (struct hzn_plan *p);
 
@@ -72,8 +77,15 @@ int hzn_max_change_id (exchange *ex, json_int_t *out, ef_err **err);
 /* POST orgs/{org}/changes from change_id + 1 (also the node's heartbeat). */
 int hzn_poll_changes (exchange *ex, const struct agent_config *cfg, json_int_t change_id, json_t **out,
                       ef_err **err);
-/* Can this change record change what the node fetches? */
-bool hzn_change_relevant (json_t *change, const struct agent_config *cfg);
+/* The poll (heartbeat) intervals in seconds: the node's
+ * heartbeatIntervals (node_iv, from its record), else its org's; -1 when
+ * neither sets them (then the configured poll bounds hold). */
+int hzn_heartbeat_intervals (exchange *ex, const struct agent_config *cfg, json_t *node_iv, long *min, long *max,
+                             long *adjust);
+/* Can this change record change what the node fetches?  Its own node
+ * record, or a service (its definition, keys or dockauths, any version)
+ * of those in services (the state's: org and url of each). */
+bool hzn_change_relevant (json_t *change, const struct agent_config *cfg, json_t *services);
 /* The pattern's lastUpdated ("" when it has none); caller frees. */
 int hzn_pattern_stamp (exchange *ex, const char *pattern, char **out, ef_err **err);
 

@@ -131,10 +131,13 @@ collect (exchange *ex, struct hzn_service *v, struct hzn_plan *p, int depth, ef_
     const char *arch = json_string_value (json_object_get (r, "arch"));
     struct hzn_service dep;
     int rc;
-    /* a version in requiredServices has always meant "this or newer" */
     if (url == NULL || org == NULL)
       return ef_err_set (err, EF_VERIFY, "service %s: malformed requiredServices entry", added->id);
-    rc = resolve (ex, org, url, NULL, range ? range : ver, arch ? hzn_arch_synonym (arch) : added->arch, &dep, err);
+    /* as anax resolves it at run time (exchange/service.go): `version`
+     * wins when present, read as [version, INFINITY); versionRange only
+     * stands in for a missing one; the highest version in range is run */
+    rc = resolve (ex, org, url, NULL, ver && *ver ? ver : range, arch ? hzn_arch_synonym (arch) : added->arch, &dep,
+                  err);
     if (rc < 0)
       {
         ef_err_wrap (err, "required by %s", added->id);
@@ -253,6 +256,12 @@ hzn_plan_read (exchange *ex, const struct agent_config *cfg, struct hzn_plan *ou
 
   memset (out, 0, sizeof *out);
   rc = exchange_get (ex, path, &node_env, err);
+  if (rc == -EF_NOTFOUND)
+    {
+      ef_err_clear (err);
+      return ef_err_set (err, EF_AUTH, "node %s/%s is not on the exchange: it was deleted (or HZN_DEVICE_ID is wrong)",
+                         cfg->org, cfg->node_id);
+    }
   if (rc < 0)
     {
       ef_err_wrap (err, "read node %s/%s", cfg->org, cfg->node_id);
@@ -261,13 +270,31 @@ hzn_plan_read (exchange *ex, const struct agent_config *cfg, struct hzn_plan *ou
   node = hzn_envelope_one (node_env, "nodes", NULL);
   pattern = json_string_value (json_object_get (node, "pattern"));
   arch = json_string_value (json_object_get (node, "arch"));
+  out->intervals = json_incref (json_object_get (node, "heartbeatIntervals"));
+  if (pattern == NULL || *pattern == '\0')
+    {
+      /* anax's deployment-policy case: agbots make agreements with the node */
+      json_decref (node_env);
+      hzn_plan_dispose (out);
+      return ef_err_set (err, EF_USAGE,
+                         "node %s/%s has no pattern: it follows deployment policy, which edgefetch does not do (yet); "
+                         "register it with a pattern (hzn register --pattern ORG/PATTERN)",
+                         cfg->org, cfg->node_id);
+    }
   reg_platform_host (&host);
   out->arch = xstrdup (hzn_arch_synonym (cfg->arch ? cfg->arch : arch && *arch ? arch : host.arch));
-  if (pattern && *pattern && strchr (pattern, '/'))
+  if (strchr (pattern, '/'))
     {
       out->pattern = xstrdup (pattern);
       rc = read_pattern (ex, pattern, &pat_env, err);
-      if (rc < 0)
+      if (rc == -EF_NOTFOUND)
+        {
+          /* 404 {"patterns":{}}: deleted, and nodes get no change record for it */
+          ef_err_clear (err);
+          out->pattern_deleted = true;
+          rc = 0;
+        }
+      else if (rc < 0)
         ef_err_wrap (err, "read pattern %s", pattern);
     }
   pat = hzn_envelope_one (pat_env, "patterns", NULL);
@@ -298,5 +325,6 @@ hzn_plan_dispose (struct hzn_plan *p)
   free (p->pattern);
   free (p->pattern_last_updated);
   free (p->arch);
+  json_decref (p->intervals);
   memset (p, 0, sizeof *p);
 }

@@ -127,7 +127,7 @@ check "500s: state says the exchange is unreachable" [ "$(state .exchange.ok)" =
 "$EF" status --config "$T/a.conf" >"$T/out" 2>&1
 check "500s: status says so" grep -q "UNREACHABLE" "$T/out"
 check "500s: the node was retried" [ "$(curl -sS --cacert "$T/ca/ca.crt" "$SIM/_sim/stats" | jq '."GET /v1/orgs/*/nodes"')" -ge 3 ]
-sim fault '{"mode":"hang","seconds":4,"count":3}' >/dev/null
+sim fault '{"mode":"hang","seconds":4,"count":1000}' >/dev/null
 run 6 "exchange that hangs -> timeouts, exit 6" "$EF" agent --config "$T/a.conf" --once
 sim fault '{"mode":"none"}' >/dev/null
 run 0 "exchange back: the next sync succeeds" "$EF" agent --config "$T/a.conf" --once

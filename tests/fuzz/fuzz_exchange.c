@@ -46,7 +46,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   json_array_foreach (json_object_get (p, "services"), i, ps) hzn_pattern_version (ps);
   hzn_services_best (j, "amd64", NULL, "[1.0.0,2.0.0)", &id);
   hzn_services_best (j, "arm", "1.0.0", NULL, &id);
-  json_array_foreach (json_object_get (j, "changes"), i, ch) hzn_change_relevant (ch, &cfg);
+  json_array_foreach (json_object_get (j, "changes"), i, ch)
+      hzn_change_relevant (ch, &cfg, json_object_get (j, "services_followed"));
   walk_versions (j);
   json_decref (j);
   return 0;

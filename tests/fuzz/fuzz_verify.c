@@ -44,7 +44,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
       free (ref);
       free (dg);
     }
-  if (vfy_deployment_images ((const char *) data, size, NULL, 0, &images, NULL) == 0)
+  if (vfy_deployment_images ((const char *) data, size, &images, NULL) == 0)
     ef_strv_free (images);
   {
     unsigned char *out = NULL;

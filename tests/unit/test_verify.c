@@ -151,14 +151,14 @@ deployment__images (void **state)
   cleanup_free char *geth = vec_read ("horizon-rsapss/signed/anax-geth-deployment.txt", &len);
 
   (void) state;
-  assert_int_equal (vfy_deployment_images (geth, len, NULL, 0, &v, NULL), 0);
+  assert_int_equal (vfy_deployment_images (geth, len, &v, NULL), 0);
   assert_string_equal (v[0], "summit.hovitos.engineering/private-eth:v1.5.7");
   assert_null (v[1]);
   ef_strv_free (v);
-  assert_true (vfy_deployment_images ("{\"services\":{}}", 15, NULL, 0, &v, NULL) < 0);
-  assert_true (vfy_deployment_images ("{\"services\":{\"a\":{}}}", 21, NULL, 0, &v, NULL) < 0);
-  assert_true (vfy_deployment_images ("[]", 2, NULL, 0, &v, NULL) < 0);
-  assert_true (vfy_deployment_images ("{\"services\":{\"a\":{\"image\":5}}}", 30, NULL, 0, &v, NULL) < 0);
+  assert_true (vfy_deployment_images ("{\"services\":{}}", 15, &v, NULL) < 0);
+  assert_true (vfy_deployment_images ("{\"services\":{\"a\":{}}}", 21, &v, NULL) < 0);
+  assert_true (vfy_deployment_images ("[]", 2, &v, NULL) < 0);
+  assert_true (vfy_deployment_images ("{\"services\":{\"a\":{\"image\":5}}}", 30, &v, NULL) < 0);
 }
 
 /* The deployment is parsed once, strictly: a duplicate key (which two
@@ -172,22 +172,31 @@ deployment__duplicate_keys_fail (void **state)
   char **v = NULL;
 
   (void) state;
-  assert_true (vfy_deployment_images (dup, strlen (dup), NULL, 0, &v, NULL) < 0);
-  assert_true (vfy_deployment_images (ok, strlen (ok), dup_over, strlen (dup_over), &v, NULL) < 0);
+  assert_true (vfy_deployment_images (dup, strlen (dup), &v, NULL) < 0);
+  assert_int_equal (vfy_deployment_images (ok, strlen (ok), &v, NULL), 0);
+  ef_strv_free (v);
+  assert_true (vfy_overrides_images (dup_over, strlen (dup_over), &v, NULL) < 0);
 }
 
+/* anax takes only the Environment from a pattern's overrides: the image
+ * an override names is reported, never what the deployment runs. */
 static void
-deployment__overrides_replace_the_image (void **state)
+deployment__overrides_name_images_that_are_not_pulled (void **state)
 {
-  static const char dep[] = "{\"services\":{\"a\":{\"image\":\"x/a:1\"},\"b\":{\"image\":\"x/b:1\"}}}";
-  static const char over[] = "{\"services\":{\"b\":{\"image\":\"x/b:2\",\"environment\":[\"A=1\"]}}}";
+  static const char over[] = "{\"services\":{\"b\":{\"image\":\"x/b:2\",\"environment\":[\"A=1\"]},"
+                             "\"c\":{\"environment\":[\"B=2\"]}}}";
+  static const char env_only[] = "{\"services\":{\"b\":{\"environment\":[\"A=1\"]}}}";
   char **v = NULL;
 
   (void) state;
-  assert_int_equal (vfy_deployment_images (dep, strlen (dep), over, strlen (over), &v, NULL), 0);
-  assert_string_equal (v[0], "x/a:1");
-  assert_string_equal (v[1], "x/b:2");
+  assert_int_equal (vfy_overrides_images (over, strlen (over), &v, NULL), 0);
+  assert_string_equal (v[0], "x/b:2");
+  assert_null (v[1]);
   ef_strv_free (v);
+  assert_int_equal (vfy_overrides_images (env_only, strlen (env_only), &v, NULL), 0);
+  assert_null (v[0]);
+  ef_strv_free (v);
+  assert_true (vfy_overrides_images ("[1]", 3, &v, NULL) < 0);
 }
 
 static bool
@@ -344,7 +353,7 @@ main (void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (rsapss__vectors),        cmocka_unit_test (rsapss__key_forms),
     cmocka_unit_test (rsapss__hostile_fails),  cmocka_unit_test (deployment__images),
-    cmocka_unit_test (deployment__duplicate_keys_fail), cmocka_unit_test (deployment__overrides_replace_the_image),
+    cmocka_unit_test (deployment__duplicate_keys_fail), cmocka_unit_test (deployment__overrides_name_images_that_are_not_pulled),
     cmocka_unit_test (cosign__vectors),        cmocka_unit_test (cosign__payload_strict),
     cmocka_unit_test (cosign__key_forms),      cmocka_unit_test (cosign__bundle_hostile_fails),
   };
