@@ -9,7 +9,9 @@
 #include "../common/text.h"
 #include "../common/util.h"
 #include "../common/paths.h"
+#include "../common/file.h"
 #include "cli.h"
+#include "config.h"
 
 volatile sig_atomic_t ef_cancel;
 
@@ -126,4 +128,25 @@ cli_client_opts (struct reg_client_opts *o, const char *certs_dir, const char *o
   o->retry_base_ms = cli_env_long ("EDGEFETCH_RETRY_BASE_MS", 500);
   o->max_attempts = (int) cli_env_long ("EDGEFETCH_ATTEMPTS", 6);
   o->cancel = &ef_cancel;
+}
+
+char *
+cli_config_value (const char *config_file, const char *key, const char *def)
+{
+  const char *v = cli_env (key, def);
+  size_t kl = strlen (key);
+  cleanup_free char *text = NULL;
+  cleanup_err ef_err *err = NULL;
+  char **kv = NULL, *out;
+  size_t len;
+
+  if (ef_read_file (config_file, 256 * 1024, &text, &len) == 0 && agent_envfile_parse (text, &kv, &err) == 0)
+    for (char **p = kv; *p; p++)
+      if (strncmp (*p, key, kl) == 0 && (*p)[kl] == '=' && (*p)[kl + 1])
+        v = *p + kl + 1;
+  out = v ? xstrdup (v) : NULL;
+  for (char **p = kv; p && *p; p++)
+    ef_free_secret (*p);
+  free (kv);
+  return out;
 }

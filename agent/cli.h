@@ -25,6 +25,9 @@ void cli_install_signals (void);
 /* An environment value, or def when unset or empty. */
 const char *cli_env (const char *name, const char *def);
 long cli_env_long (const char *name, long def);
+/* One key of the env-file (else of the environment, else def): what a
+ * command needs of the agent's configuration without its credentials. */
+char *cli_config_value (const char *config_file, const char *key, const char *def);
 /* What pull and serve share of how a registry is reached: certs_dir (held
  * in one) or the default search list, the retry and stall settings of the
  * environment, and cancellation by ef_cancel. */
@@ -36,5 +39,6 @@ int cmd_verify_deployment (int argc, char **argv);
 int cmd_agent (int argc, char **argv);
 int cmd_status (int argc, char **argv);
 int cmd_serve (int argc, char **argv);
+int cmd_trust (int argc, char **argv);
 
 #endif

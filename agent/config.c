@@ -214,6 +214,13 @@ agent_config_load (struct agent_config *c, const char *file, ef_err **err)
   c->hub_cert = dup_or (lookup (kv, "HZN_MGMT_HUB_CERT_PATH"), NULL);
   c->store = dup_or (lookup (kv, "EDGEFETCH_STORE"), EF_DEFAULT_STORE);
   c->trust_dir = dup_or (lookup (kv, "EDGEFETCH_TRUST_DIR"), EF_DEFAULT_TRUST_DIR);
+  if (lookup (kv, "EDGEFETCH_TRUST_DIR") == NULL)
+    {
+      /* anax's UserPublicKeyPath (config/config.go): $HZN_VAR_BASE/userkeys,
+       * or /var/horizon itself when HZN_VAR_BASE is unset */
+      const char *base = lookup (kv, "HZN_VAR_BASE");
+      c->anax_trust_dir = base ? xasprintf ("%s/userkeys", base) : xstrdup (EF_ANAX_VAR_BASE);
+    }
   c->trust_exchange_keys = truthy (lookup (kv, "EDGEFETCH_TRUST_EXCHANGE_KEYS"));
   c->require_digest = truthy (lookup (kv, "EDGEFETCH_REQUIRE_DIGEST"));
   c->prune = truthy (lookup (kv, "EDGEFETCH_PRUNE"));
@@ -273,6 +280,7 @@ agent_config_dispose (struct agent_config *c)
   free (c->hub_cert);
   free (c->store);
   free (c->trust_dir);
+  free (c->anax_trust_dir);
   free (c->certs_dir);
   free (c->auth_file);
   free (c->runtime);

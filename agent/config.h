@@ -17,6 +17,7 @@ struct agent_config
   char *hub_cert;
   char *store;
   char *trust_dir;
+  char *anax_trust_dir; /* anax's user key dir, read too when EDGEFETCH_TRUST_DIR is not set */
   bool trust_exchange_keys;
   bool require_digest;
   bool prune;

@@ -93,12 +93,14 @@ reload_config (struct agent_config *cfg, const char *config_file, struct sync_ct
 static void
 follow_intervals (const struct agent_config *cfg, struct sync_ctx *s, poller *pl)
 {
-  struct poll_intervals iv = { cfg->poll_min, cfg->poll_max, cfg->poll_min };
+  long v[3] = { cfg->poll_min, cfg->poll_max, cfg->poll_min };
+  struct poll_intervals iv;
 
-  if (hzn_heartbeat_intervals (s->ex, cfg, json_object_get (s->state, "heartbeat_intervals"), &iv.min, &iv.max,
-                               &iv.adjust)
-      == 0)
-    poller_intervals (pl, &iv);
+  hzn_heartbeat_intervals (s->ex, cfg, json_object_get (s->state, "heartbeat_intervals"), v);
+  iv = (struct poll_intervals){ v[0], v[1], v[2] };
+  poller_intervals (pl, &iv);
+  json_object_set_new (s->state, "poll_intervals", json_pack ("{s:i, s:i, s:i}", "min", (int) v[0], "max", (int) v[1],
+                                                              "adjust", (int) v[2]));
 }
 
 /* One sync, its state saved and its status told; true when it failed. */

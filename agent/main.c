@@ -14,6 +14,7 @@ static const char usage[] =
     "       edgefetch status  [--config FILE] [--json]   what the agent holds\n"
     "       edgefetch verify-deployment (--key FILE | --trust-dir DIR) SERVICE_JSON\n"
     "       edgefetch gc      [--store DIR]        drop blobs no recorded image refers to\n"
+    "       edgefetch trust   add|list ...         the publisher keys deployments are verified with\n"
     "       edgefetch serve   [--listen ADDR:PORT] [--tls-cert F --tls-key F] [--client-ca F] [--origin HOST]\n"
     "                         [--store DIR]   the store as a read-only registry mirror, a site cache\n"
     "       edgefetch --version | --help | SUBCOMMAND --help\n"
@@ -50,6 +51,8 @@ main (int argc, char **argv)
     return cmd_verify_deployment (argc - 1, argv + 1);
   if (strcmp (argv[1], "gc") == 0)
     return cmd_gc (argc - 1, argv + 1);
+  if (strcmp (argv[1], "trust") == 0)
+    return cmd_trust (argc - 1, argv + 1);
   if (strcmp (argv[1], "serve") == 0)
     return cmd_serve (argc - 1, argv + 1);
   fprintf (stderr, "edgefetch: unknown command '%s'\n%s", argv[1], usage);

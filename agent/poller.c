@@ -85,7 +85,7 @@ static void *
 run (void *ud)
 {
   poller *p = ud;
-  long long interval;
+  long long interval, quiet = 0;
   bool first = true;
 
   pthread_mutex_lock (&p->mu);
@@ -126,13 +126,21 @@ run (void *ud)
           if (p->consume)
             news = digest (p, resp);
         }
-      /* failures back off (doubling), quiet polls slow down step by step */
+      /* failures back off (doubling); news brings the minimum back; quiet
+       * polls slow down as anax's changes worker does (updatePollingInterval):
+       * after max/interval quiet polls in a row, adjust more */
       if (rc < 0)
         interval = interval * 2;
       else if (news)
-        interval = p->iv.min * 1000;
-      else
-        interval += p->iv.adjust * 1000;
+        {
+          interval = p->iv.min * 1000;
+          quiet = 0;
+        }
+      else if (interval < p->iv.max * 1000 && ++quiet >= p->iv.max * 1000 / interval)
+        {
+          interval += p->iv.adjust * 1000;
+          quiet = 0;
+        }
       if (interval > p->iv.max * 1000)
         interval = p->iv.max * 1000;
       if (interval < p->iv.min * 1000)

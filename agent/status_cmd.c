@@ -35,28 +35,6 @@ str (json_t *o, const char *k, const char *def)
   return ring[next++ % 8];
 }
 
-/* Only the store is needed: no credentials are required to read the
- * state.  EDGEFETCH_STORE of the file, else of the environment. */
-static char *
-store_of (const char *config_file)
-{
-  const char *store = cli_env ("EDGEFETCH_STORE", EF_DEFAULT_STORE);
-  cleanup_free char *text = NULL;
-  cleanup_err ef_err *err = NULL;
-  char **kv = NULL, *path;
-  size_t len;
-
-  if (ef_read_file (config_file, 256 * 1024, &text, &len) == 0 && agent_envfile_parse (text, &kv, &err) == 0)
-    for (char **p = kv; *p; p++)
-      if (strncmp (*p, "EDGEFETCH_STORE=", 16) == 0 && (*p)[16])
-        store = *p + 16;
-  path = xstrdup (store);
-  for (char **p = kv; p && *p; p++)
-    ef_free_secret (*p);
-  free (kv);
-  return path;
-}
-
 /* Bytes under DIR/blobs/sha256. */
 static int64_t
 blob_bytes (const char *store)
@@ -138,7 +116,8 @@ cmd_status (int argc, char **argv)
       case 'h': fputs ("usage: edgefetch status [--config FILE] [--json]\n", stdout); return 0;
       default: return cli_bad_option ("status", c, argv);
       }
-  path = store_of (config_file);
+  /* only the store is needed: no credentials are required to read the state */
+  path = cli_config_value (config_file, "EDGEFETCH_STORE", EF_DEFAULT_STORE);
   {
     cleanup_free char *file = xasprintf ("%s/state.json", path);
     if (access (file, R_OK) != 0)

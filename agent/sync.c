@@ -16,6 +16,39 @@
 
 #define MAX_DOCKAUTHS 16
 
+/* A refusal that says how to mend it: which key the exchange holds for
+ * v verifies the deployment, and how to trust it; or that none does. */
+static void
+explain_refusal (struct sync_ctx *s, const struct hzn_service *v, const char *dep, const char *sig, ef_err **err)
+{
+  cleanup_free char *why = xstrdup (ef_err_msg (err ? *err : NULL));
+  cleanup_free char *keys = xstrdup ("");
+  vfy_keyring *xk = vfy_keyring_new ();
+  json_t *notes = json_array ();
+  const char *match = NULL;
+
+  hzn_exchange_keys (s->ex, v, s->pattern, xk, notes);
+  for (size_t i = 0; vfy_keyring_name (xk, i) && i < 4; i++)
+    {
+      const char *n = vfy_keyring_name (xk, i);
+      char *more = xasprintf ("%s%s %s (%s)", keys, i ? "," : "", n + 9, vfy_keyring_fingerprint (xk, n));
+      free (keys);
+      keys = more;
+    }
+  ef_err_clear (err);
+  if (vfy_keyring_count (xk) == 0)
+    ef_err_set (err, EF_VERIFY, "%s; the exchange holds no key for %s either", why, v->id);
+  else if (vfy_rsapss_verify (xk, dep, strlen (dep), sig, &match, NULL) == 0)
+    ef_err_set (err, EF_VERIFY,
+                "%s; it verifies with the key the exchange holds as %s (%s): to trust it, run `edgefetch trust add "
+                "--exchange-key %s --fingerprint %s`, or set EDGEFETCH_TRUST_EXCHANGE_KEYS=true",
+                why, match + 9, vfy_keyring_fingerprint (xk, match), match + 9, vfy_keyring_fingerprint (xk, match));
+  else
+    ef_err_set (err, EF_VERIFY, "%s; nor with any key the exchange holds for it:%s", why, keys);
+  json_decref (notes);
+  vfy_keyring_free (xk);
+}
+
 /* The deployment's signature (and the pattern's overrides'), then the
  * images it names. */
 static int
@@ -23,13 +56,16 @@ verify_service (struct sync_ctx *s, const struct hzn_service *v, json_t *entry, 
 {
   const char *dep = json_string_value (json_object_get (v->def, "deployment"));
   const char *sig = json_string_value (json_object_get (v->def, "deploymentSignature"));
-  vfy_keyring *kr = hzn_service_keyring (s->ex, s->cfg, v, json_object_get (entry, "notes"));
+  vfy_keyring *kr = hzn_service_keyring (s->ex, s->cfg, v, s->pattern, json_object_get (entry, "notes"));
   const char *key = NULL;
   int rc;
 
   rc = vfy_rsapss_verify (kr, dep, strlen (dep), sig, &key, err);
   if (rc < 0)
-    ef_err_wrap (err, "deployment signature");
+    {
+      explain_refusal (s, v, dep, sig, err);
+      ef_err_wrap (err, "deployment signature");
+    }
   else
     json_object_set_new (entry, "verified_with", json_string (key));
   if (rc == 0 && v->overrides && *v->overrides)
@@ -290,6 +326,7 @@ agent_sync (struct sync_ctx *s, ef_err **err)
   json_object_set_new (s->state, "pattern_last_updated",
                        plan.pattern_last_updated ? json_string (plan.pattern_last_updated) : json_null ());
   s->waiting = false;
+  s->pattern = plan.pattern;
   for (size_t i = 0; i < plan.nbad; i++)
     note_failure (&first, err, plan.bad[i].name, plan.bad[i].code, plan.bad[i].error);
   services = json_array ();
@@ -305,6 +342,7 @@ agent_sync (struct sync_ctx *s, ef_err **err)
   agent_reconcile (s->cfg, s->store, s->state, services, first == 0 && !s->waiting);
   json_object_set_new (s->state, "last_sync", json_string (stamp));
   json_object_set_new (s->state, "last_sync_result", json_integer (first));
+  s->pattern = NULL;
   hzn_plan_dispose (&plan);
   return -first;
 }

@@ -24,6 +24,7 @@ struct sync_ctx
   bool waiting;             /* out: some service waits for the download window */
   int stop;                 /* out: the exchange refused the node (3) or it has no pattern (2) */
   bool pattern_deleted;     /* out: the node's pattern is gone from the exchange */
+  const char *pattern;      /* during a sync: the node's pattern ("org/name") */
 };
 
 /* One failing service does not stop the others.  Returns 0, or the exit

@@ -12,6 +12,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "../common/digest.h"
 #include "../common/file.h"
 #include "../common/util.h"
 #include "rsapss.h"
@@ -25,6 +26,7 @@ struct vfy_key
 {
   char *name;
   EVP_PKEY *pkey;
+  char fingerprint[EF_DIGEST_LEN + 1]; /* sha256: of the DER SubjectPublicKeyInfo */
 };
 
 struct vfy_keyring
@@ -179,10 +181,37 @@ vfy_keyring_add_pem (vfy_keyring *kr, const char *name, const char *pem, size_t 
       EVP_PKEY_free (pkey);
       return rc;
     }
+  {
+    unsigned char *der = NULL;
+    int dlen = i2d_PUBKEY (pkey, &der);
+    if (dlen <= 0)
+      {
+        EVP_PKEY_free (pkey);
+        ERR_clear_error ();
+        return ef_err_set (err, EF_VERIFY, "%s: unencodable public key", name);
+      }
+    ef_digest_buf (der, (size_t) dlen, kr->keys[kr->n].fingerprint);
+    OPENSSL_free (der);
+  }
   kr->keys[kr->n].name = xstrdup (name);
   kr->keys[kr->n].pkey = pkey;
   kr->n++;
   return 0;
+}
+
+const char *
+vfy_keyring_name (const vfy_keyring *kr, size_t i)
+{
+  return i < kr->n ? kr->keys[i].name : NULL;
+}
+
+const char *
+vfy_keyring_fingerprint (const vfy_keyring *kr, const char *name)
+{
+  for (size_t i = 0; i < kr->n; i++)
+    if (strcmp (kr->keys[i].name, name) == 0)
+      return kr->keys[i].fingerprint;
+  return NULL;
 }
 
 int

@@ -30,6 +30,13 @@ int vfy_keyring_add_file (vfy_keyring *kr, const char *path, time_t now, ef_err 
  * noted (vfy_keyring_note); a missing or unreadable dir is an error. */
 int vfy_keyring_add_dir (vfy_keyring *kr, const char *dir, time_t now, ef_err **err);
 size_t vfy_keyring_count (const vfy_keyring *kr);
+/* The i-th key's name, or NULL past the last. */
+const char *vfy_keyring_name (const vfy_keyring *kr, size_t i);
+/* The named key's fingerprint: "sha256:" and the hex SHA-256 of its DER
+ * SubjectPublicKeyInfo, as `openssl pkey -pubin -outform DER | sha256sum`
+ * (for a certificate: `openssl x509 -pubkey -noout | openssl pkey -pubin
+ * -outform DER | sha256sum`) prints it; NULL for no such key. */
+const char *vfy_keyring_fingerprint (const vfy_keyring *kr, const char *name);
 /* The i-th "NAME: why it was left out" note, or NULL. */
 const char *vfy_keyring_note (const vfy_keyring *kr, size_t i);
 

@@ -90,31 +90,33 @@ interval_of (json_t *iv, const char *key)
   return v > 0 && v <= 86400 ? (long) v : 0;
 }
 
-int
-hzn_heartbeat_intervals (exchange *ex, const struct agent_config *cfg, json_t *node_iv, long *min, long *max,
-                         long *adjust)
+void
+hzn_heartbeat_intervals (exchange *ex, const struct agent_config *cfg, json_t *node_iv, long iv[3])
 {
-  json_t *iv = node_iv, *env = NULL;
-  int rc = 0;
+  static const char *keys[3] = { "minInterval", "maxInterval", "intervalAdjustment" };
+  json_t *env = NULL, *org_iv = NULL;
 
-  if (interval_of (iv, "minInterval") == 0)
+  /* each one the node's when set, else the org's when set, else as it
+   * was (anax's getHeartbeatIntervals); the org is read only when needed */
+  for (int i = 0; i < 3; i++)
+    if (interval_of (node_iv, keys[i]) == 0 && env == NULL)
+      {
+        cleanup_free char *eo = exchange_escape (ex, cfg->org);
+        cleanup_free char *path = xasprintf ("orgs/%s", eo);
+        if (exchange_get (ex, path, &env, NULL) == 0)
+          org_iv = json_object_get (hzn_envelope_one (env, "orgs", NULL), "heartbeatIntervals");
+        else
+          env = json_null ();
+      }
+  for (int i = 0; i < 3; i++)
     {
-      /* the node's are unset: the org's (GET orgs/{org}) */
-      cleanup_free char *eo = exchange_escape (ex, cfg->org);
-      cleanup_free char *path = xasprintf ("orgs/%s", eo);
-      rc = exchange_get (ex, path, &env, NULL);
-      iv = rc == 0 ? json_object_get (hzn_envelope_one (env, "orgs", NULL), "heartbeatIntervals") : NULL;
+      long v = interval_of (node_iv, keys[i]);
+      if (v == 0)
+        v = interval_of (org_iv, keys[i]);
+      if (v)
+        iv[i] = v;
     }
-  if (interval_of (iv, "minInterval") == 0)
-    {
-      json_decref (env);
-      return -1;
-    }
-  *min = interval_of (iv, "minInterval");
-  *max = interval_of (iv, "maxInterval") ? interval_of (iv, "maxInterval") : *min;
-  if (*max < *min)
-    *max = *min;
-  *adjust = interval_of (iv, "intervalAdjustment");
+  if (iv[1] < iv[0])
+    iv[1] = iv[0];
   json_decref (env);
-  return 0;
 }

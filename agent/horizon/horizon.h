@@ -27,6 +27,7 @@ struct hzn_service
   char *id;                   /* "org/svcid" as the exchange keys it */
   json_t *def;                /* the definition: deployment, deploymentSignature, ... */
   char *overrides, *overrides_sig; /* the pattern's, for a top-level service */
+  bool top;                        /* named by the pattern, not required by another service */
 };
 
 /* A service of the pattern that could not be resolved. */
@@ -60,11 +61,17 @@ struct hzn_plan
 int hzn_plan_read (exchange *ex, const struct agent_config *cfg, struct hzn_plan *out, ef_err **err);
 void hzn_plan_dispose (struct hzn_plan *p);
 
-/* The keys that may sign v's deployment: the trust dir, plus the ones
- * published with v when EDGEFETCH_TRUST_EXCHANGE_KEYS=true.  What could
- * not be loaded is added to notes. */
+/* The keys that may sign v's deployment: the trust dir (and anax's
+ * user key dir when it is not set), plus the ones the exchange holds
+ * for v when EDGEFETCH_TRUST_EXCHANGE_KEYS=true.  What could not be
+ * loaded is added to notes. */
 vfy_keyring *hzn_service_keyring (exchange *ex, const struct agent_config *cfg, const struct hzn_service *v,
-                                  json_t *notes);
+                                  const char *pattern, json_t *notes);
+/* The keys the exchange holds for v, into kr: those published with the
+ * service and, for a service of the pattern itself, the pattern's, each
+ * named "exchange:ORG/services/SVC/keys/NAME" (or .../patterns/...). */
+void hzn_exchange_keys (exchange *ex, const struct hzn_service *v, const char *pattern, vfy_keyring *kr,
+                        json_t *notes);
 /* v's dockauths as registry credentials (at most max; an empty username
  * is "token", as the exchange stores it); *n how many.  Free them with
  * hzn_creds_dispose. */
@@ -77,11 +84,11 @@ int hzn_max_change_id (exchange *ex, json_int_t *out, ef_err **err);
 /* POST orgs/{org}/changes from change_id + 1 (also the node's heartbeat). */
 int hzn_poll_changes (exchange *ex, const struct agent_config *cfg, json_int_t change_id, json_t **out,
                       ef_err **err);
-/* The poll (heartbeat) intervals in seconds: the node's
- * heartbeatIntervals (node_iv, from its record), else its org's; -1 when
- * neither sets them (then the configured poll bounds hold). */
-int hzn_heartbeat_intervals (exchange *ex, const struct agent_config *cfg, json_t *node_iv, long *min, long *max,
-                             long *adjust);
+/* The poll (heartbeat) intervals in seconds, iv = {min, max, adjust},
+ * which come in as the configured ones: each is the node's
+ * heartbeatIntervals value (node_iv, from its record) when set, else its
+ * org's (GET orgs/{org}) when set, else left as it is. */
+void hzn_heartbeat_intervals (exchange *ex, const struct agent_config *cfg, json_t *node_iv, long iv[3]);
 /* Can this change record change what the node fetches?  Its own node
  * record, or a service (its definition, keys or dockauths, any version)
  * of those in services (the state's: org and url of each). */

@@ -194,6 +194,7 @@ add_pattern_service (exchange *ex, struct hzn_plan *p, json_t *ps, ef_err **err)
   rc = resolve (ex, org, url, json_string_value (json_object_get (best, "version")), NULL, p->arch, &v, &e);
   if (rc == 0)
     {
+      v.top = true;
       v.overrides = str_dup (best, "deployment_overrides");
       v.overrides_sig = str_dup (best, "deployment_overrides_signature");
       rc = collect (ex, &v, p, 0, &e);
