@@ -16,7 +16,7 @@ PR=$(free_port) PP=$(free_port)
 REG_ACCESSLOG_OFF=false start_registry reg "$PR" htpasswd || setup_failed registry
 R=127.0.0.1:$PR
 for n in web db bad v2 v3 slow; do push "$T/img-$n:1.0" "$R/edge/$n:1.0" --dest-creds "$CR"; done
-start_exchange_sim || setup_failed exchange simulator
+start_exchange_sim tls || setup_failed exchange simulator
 sim() { curl -sSf --cacert "$T/ca/ca.crt" -H 'Content-Type: application/json' "$SIM/_sim/$1" ${2:+-d "$2"}; }
 
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$T/publisher.key" 2>/dev/null

@@ -155,14 +155,18 @@ push() {
 	skopeo copy -q --dest-cert-dir "$T/skcerts" "$@" "oci:$src" "docker://$dst" >/dev/null
 }
 
-# start_exchange_sim: the Horizon exchange simulator on a free port; sets SIM.
+# start_exchange_sim [tls]: the Horizon exchange simulator on a free port, plain HTTP as the
+# exchange and the all-in-1 hub serve it (HTTPS with "tls"); sets SIM and SIM_PORT.
+# SIM_REDIRECT_PORT set: that port redirects every request to it, as an ingress would.
 start_exchange_sim() {
-	local port
+	local port scheme=http
 	port=$(free_port)
-	"$PY" "$TOP/tests/e2e/exchange_sim.py" --port "$port" --cert "$T/ca/server.crt" --key "$T/ca/server.key" \
-		>>"$T/sim.log" 2>&1 &
+	[ "${1:-}" = tls ] && scheme=https
+	"$PY" "$TOP/tests/e2e/exchange_sim.py" --port "$port" ${1:+--tls "$T/ca/server.crt" "$T/ca/server.key"} \
+		${SIM_REDIRECT_PORT:+--redirect-port "$SIM_REDIRECT_PORT"} >>"$T/sim.log" 2>&1 &
 	PIDS+=($!)
-	SIM=https://127.0.0.1:$port
+	SIM=$scheme://127.0.0.1:$port
+	SIM_PORT=$port
 	wait_port "$port"
 }
 
