@@ -53,7 +53,10 @@ sync_once (struct sync_ctx *s)
 
   if (poller_new (&hb, s->cfg, json_integer_value (json_object_get (s->state, "change_id")), 0, false, &err) < 0)
     return cli_report ("agent", err);
+  s->node_read = poller_node;
+  s->node_read_ud = hb;
   rc = agent_sync (s, &err);
+  s->node_read = NULL;
   poller_free (hb);
   saved = agent_state_save (s->cfg->store, s->state, rc < 0 ? NULL : &err);
   if (rc == 0)

@@ -85,22 +85,8 @@ reload_config (struct agent_config *cfg, const char *config_file, struct sync_ct
       return false;
     }
   *pl = np;
+  s->node_read_ud = np;
   return true;
-}
-
-/* The node's heartbeatIntervals, else its org's, else the configured
- * poll bounds (anax's changes worker, which defaults to 20/120/20). */
-static void
-follow_intervals (const struct agent_config *cfg, struct sync_ctx *s, poller *pl)
-{
-  long v[3] = { cfg->poll_min, cfg->poll_max, cfg->poll_min };
-  struct poll_intervals iv;
-
-  hzn_heartbeat_intervals (s->ex, cfg, json_object_get (s->state, "heartbeat_intervals"), v);
-  iv = (struct poll_intervals){ v[0], v[1], v[2] };
-  poller_intervals (pl, &iv);
-  json_object_set_new (s->state, "poll_intervals", json_pack ("{s:i, s:i, s:i}", "min", (int) v[0], "max", (int) v[1],
-                                                              "adjust", (int) v[2]));
 }
 
 /* One sync, its state saved and its status told; true when it failed. */
@@ -114,8 +100,6 @@ sync_once (struct agent_config *cfg, struct sync_ctx *s, poller *pl)
     cli_report ("agent: sync", err);
   ef_err_clear (&err);
   poller_follow (pl, json_object_get (s->state, "services"));
-  if (s->stop == 0)
-    follow_intervals (cfg, s, pl);
   if (agent_state_save (cfg->store, s->state, &err) < 0)
     cli_report ("agent", err);
   status_line (s->state, r < 0 ? "synced with errors" : "synced");
@@ -186,12 +170,40 @@ wait_for (int self, int pfd, int64_t ms)
     }
 }
 
+/* The node's record moved: a sync only when its pattern or arch did, as
+ * anax's checkNodePatternChanges re-registers only then (one GET, where a
+ * sync reads the pattern and each service); its heartbeatIntervals go to
+ * the poller either way. */
+static bool
+node_moved (struct sync_ctx *s)
+{
+  cleanup_err ef_err *err = NULL;
+  json_t *env = NULL, *node;
+  const char *pattern, *arch, *was;
+  bool moved;
+
+  if (hzn_node_read (s->ex, s->cfg, &env, &err) < 0)
+    return true; /* a sync tells what is wrong */
+  node = hzn_envelope_one (env, "nodes", NULL);
+  pattern = json_string_value (json_object_get (node, "pattern"));
+  arch = json_string_value (json_object_get (node, "arch"));
+  was = json_string_value (json_object_get (s->state, "pattern"));
+  moved = !pattern || !was || strcmp (pattern, was) != 0;
+  if (!s->cfg->arch && arch && *arch && json_is_string (json_object_get (s->state, "arch")))
+    moved = moved || strcmp (hzn_arch_synonym (arch), json_string_value (json_object_get (s->state, "arch"))) != 0;
+  if (s->node_read)
+    s->node_read (s->node_read_ud, json_object_get (node, "heartbeatIntervals"));
+  json_object_set (s->state, "heartbeat_intervals", json_object_get (node, "heartbeatIntervals"));
+  json_decref (env);
+  return moved;
+}
+
 /* What the poller found, into the state.  Returns whether a sync is due. */
 static bool
 take_news (const struct agent_config *cfg, struct sync_ctx *s, poller *pl, bool *polled)
 {
   struct poll_news n;
-  bool health = json_is_false (json_object_get (json_object_get (s->state, "exchange"), "ok"));
+  bool health = json_is_false (json_object_get (json_object_get (s->state, "exchange"), "ok")), save = false;
 
   poller_take (pl, &n);
   *polled = n.polls > 0;
@@ -212,14 +224,20 @@ take_news (const struct agent_config *cfg, struct sync_ctx *s, poller *pl, bool 
     }
   if (!n.polls)
     return false;
+  if (json_integer_value (json_object_get (s->state, "change_id")) != n.change_id
+      || json_integer_value (json_object_get (json_object_get (s->state, "poll_intervals"), "min")) != n.iv.min
+      || health)
+    save = true;
   json_object_set_new (s->state, "change_id", json_integer (n.change_id));
   json_object_set_new (s->state, "last_poll_ok", json_integer ((json_int_t) n.last_ok));
   if (health)
     agent_state_exchange (s->state, true, NULL);
-  if (n.org_changed)
-    follow_intervals (cfg, s, pl);
+  json_object_set_new (s->state, "poll_intervals", json_pack ("{s:I, s:I, s:I}", "min", (json_int_t) n.iv.min, "max",
+                                                              (json_int_t) n.iv.max, "adjust", (json_int_t) n.iv.adjust));
+  if (save)
+    agent_state_save (cfg->store, s->state, NULL);
   /* back from an outage: a full sync, something may have moved */
-  return n.due || health;
+  return n.due || health || (n.node_changed && node_moved (s));
 }
 
 int
@@ -259,6 +277,8 @@ agent_daemon (struct agent_config *cfg, const char *config_file, struct sync_ctx
       wake_fd = -1;
       return cli_report ("agent", err);
     }
+  s->node_read = poller_node;
+  s->node_read_ud = pl;
   agent_notify ("READY=1\nSTATUS=starting");
   while (!ef_cancel && s->stop == 0)
     {
@@ -297,6 +317,7 @@ agent_daemon (struct agent_config *cfg, const char *config_file, struct sync_ctx
         }
     }
   poller_free (pl);
+  s->node_read = NULL;
   wake_fd = -1;
   close (self[0]);
   close (self[1]);

@@ -26,13 +26,18 @@ struct poller
   pthread_cond_t cv;
   struct poll_news news;
   struct poll_intervals iv;
+  bool iv_changed;  /* the node's intervals (or its org's) may have moved */
+  json_t *node_iv;  /* the node's heartbeatIntervals, as last read */
   json_t *services;
 };
 
-/* Wait up to ms, or until told to quit. */
-static void
+/* Wait up to ms, or until told to quit; false when new intervals came
+ * meanwhile (p->mu not held). */
+static bool
 nap (poller *p, long long ms)
 {
+  bool changed;
+
   struct timespec ts;
 
   clock_gettime (CLOCK_MONOTONIC, &ts);
@@ -44,9 +49,11 @@ nap (poller *p, long long ms)
       ts.tv_nsec -= 1000000000;
     }
   pthread_mutex_lock (&p->mu);
-  while (!p->quit && pthread_cond_timedwait (&p->cv, &p->mu, &ts) != ETIMEDOUT)
+  while (!p->quit && !p->iv_changed && pthread_cond_timedwait (&p->cv, &p->mu, &ts) != ETIMEDOUT)
     ;
+  changed = p->iv_changed;
   pthread_mutex_unlock (&p->mu);
+  return !changed;
 }
 
 /* One poll's answer, into the news (p->mu held).  Returns whether
@@ -70,15 +77,38 @@ digest (poller *p, json_t *resp)
   {
     const char *res = json_string_value (json_object_get (ch, "resource"));
     const char *org = json_string_value (json_object_get (ch, "orgId"));
-    if (hzn_change_relevant (ch, p->cfg, p->services))
+    if (hzn_change_relevant (ch, p->services))
       news = n->due = true;
+    else if (hzn_change_own_node (ch, p->cfg))
+      news = n->node_changed = true;
     else if (res && org && strcmp (res, "org") == 0 && strcmp (org, p->cfg->org) == 0)
-      news = n->org_changed = true;
+      news = p->iv_changed = true; /* its heartbeatIntervals may have moved */
   }
   if (json_is_integer (json_object_get (resp, "mostRecentChangeId")))
     n->change_id = json_integer_value (json_object_get (resp, "mostRecentChangeId"));
   n->last_ok = now;
   return news;
+}
+
+/* The intervals: the node's, else its org's (read with this thread's
+ * own handle), else the configured ones; into p->iv (p->mu not held). */
+static long long
+resolve_intervals (poller *p)
+{
+  long v[3] = { p->cfg->poll_min, p->cfg->poll_max, p->cfg->poll_min };
+  json_t *node_iv;
+
+  pthread_mutex_lock (&p->mu);
+  node_iv = json_incref (p->node_iv);
+  p->iv_changed = false;
+  pthread_mutex_unlock (&p->mu);
+  hzn_heartbeat_intervals (p->ex, p->cfg, node_iv, v);
+  json_decref (node_iv);
+  pthread_mutex_lock (&p->mu);
+  p->iv = (struct poll_intervals){ v[0], v[1], v[2] };
+  p->news.iv = p->iv;
+  pthread_mutex_unlock (&p->mu);
+  return v[0] * 1000;
 }
 
 static void *
@@ -99,9 +129,14 @@ run (void *ud)
       bool news = false;
       int rc;
 
-      /* `agent --once` heartbeats at once; the daemon has just synced */
-      if (p->consume || !first)
-        nap (p, interval);
+      /* `agent --once` heartbeats at once; the daemon has just synced.
+       * New intervals start a new wait at their minimum. */
+      if ((p->consume || !first) && !nap (p, interval))
+        {
+          interval = resolve_intervals (p);
+          quiet = 0;
+          continue;
+        }
       first = false;
       if (p->quit)
         break;
@@ -147,6 +182,8 @@ run (void *ud)
         interval = p->iv.min * 1000;
       pthread_mutex_unlock (&p->mu);
       json_decref (resp);
+      if (p->iv_changed)
+        interval = resolve_intervals (p);
       if (write (p->pipe[1], "p", 1) < 0)
         { /* full: the loop has a wake-up pending already */
         }
@@ -219,6 +256,7 @@ poller_free (poller *p)
   if (p->pipe[1] >= 0)
     close (p->pipe[1]);
   json_decref (p->services);
+  json_decref (p->node_iv);
   pthread_cond_destroy (&p->cv);
   pthread_mutex_destroy (&p->mu);
   free (p);
@@ -240,7 +278,7 @@ poller_take (poller *p, struct poll_news *out)
   pthread_mutex_lock (&p->mu);
   *out = p->news;
   p->news.polls = 0;
-  p->news.due = p->news.org_changed = false;
+  p->news.due = p->news.node_changed = false;
   p->news.error[0] = '\0';
   pthread_mutex_unlock (&p->mu);
 }
@@ -257,9 +295,19 @@ poller_follow (poller *p, json_t *services)
 }
 
 void
-poller_intervals (poller *p, const struct poll_intervals *iv)
+poller_node (void *ud, json_t *intervals)
 {
+  poller *p = ud;
+
+  json_t *want = intervals ? intervals : json_null ();
+
   pthread_mutex_lock (&p->mu);
-  p->iv = *iv; /* from the next poll on */
+  if (p->node_iv == NULL || !json_equal (p->node_iv, want))
+    {
+      json_decref (p->node_iv);
+      p->node_iv = json_deep_copy (want);
+      p->iv_changed = true;
+      pthread_cond_signal (&p->cv);
+    }
   pthread_mutex_unlock (&p->mu);
 }

@@ -17,9 +17,9 @@
 
 typedef struct poller poller;
 
-/* How often to poll, in seconds: start at min; while nothing happens,
- * add adjust up to max; news brings it back to min (anax's
- * heartbeatIntervals). */
+/* How often to poll, in seconds: start at min; after max/interval quiet
+ * polls in a row, add adjust, up to max; news brings it back to min
+ * (anax's heartbeatIntervals and changes worker). */
 struct poll_intervals
 {
   long min, max, adjust;
@@ -30,12 +30,13 @@ struct poll_news
 {
   unsigned polls;           /* polls answered */
   bool due;                 /* a change that matters to the node, or some may have been missed */
-  bool org_changed;         /* the org's record moved (its heartbeatIntervals) */
+  bool node_changed;        /* the node's own record moved: its pattern, arch or intervals may have */
   bool down;                /* the last poll failed */
   int stop;                 /* the exchange refused the node: 3, or 2 (see sync.h) */
   char error[512];          /* the last poll's failure */
   json_int_t change_id;     /* the last change record seen */
   long long last_ok;        /* time() of the last poll answered, or 0 */
+  struct poll_intervals iv; /* the intervals in force */
 };
 
 /* Start polling from change_id (the node's last one seen).  consume:
@@ -48,8 +49,12 @@ void poller_free (poller *p);
 int poller_fd (const poller *p);
 void poller_take (poller *p, struct poll_news *out);
 /* What the node runs now, for telling which changes matter: the state's
- * services array (org, url of each) and its pattern's org. */
+ * services array (org, url of each). */
 void poller_follow (poller *p, json_t *services);
-void poller_intervals (poller *p, const struct poll_intervals *iv);
+/* The node as just read: its heartbeatIntervals (or NULL), which hold
+ * from now on where they are set, else the org's (which the thread
+ * reads, and reads again when the org's record changes), else the
+ * configured poll bounds.  Fit for sync_ctx.node_read. */
+void poller_node (void *p, json_t *intervals);
 
 #endif

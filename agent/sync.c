@@ -307,6 +307,8 @@ agent_sync (struct sync_ctx *s, ef_err **err)
   agent_state_exchange (s->state, true, NULL);
   json_object_set_new (s->state, "node", json_sprintf ("%s/%s", s->cfg->org, s->cfg->node_id));
   json_object_set (s->state, "heartbeat_intervals", plan.intervals ? plan.intervals : json_null ());
+  if (s->node_read)
+    s->node_read (s->node_read_ud, plan.intervals);
   if (plan.pattern_deleted)
     {
       /* nothing new is fetched, and what the node holds is left alone */

@@ -21,6 +21,10 @@ struct sync_ctx
   json_t *state; /* kept in memory, saved after each sync */
   const volatile sig_atomic_t *cancel;
   reg_progress_fn progress; /* called while blobs flow (the watchdog) */
+  /* called once the node is read, with its heartbeatIntervals (or NULL),
+   * before anything is fetched: a long sync heartbeats at them */
+  void (*node_read) (void *ud, json_t *intervals);
+  void *node_read_ud;
   bool waiting;             /* out: some service waits for the download window */
   int stop;                 /* out: the exchange refused the node (3) or it has no pattern (2) */
   bool pattern_deleted;     /* out: the node's pattern is gone from the exchange */

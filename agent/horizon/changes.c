@@ -57,7 +57,17 @@ names_service (const char *id, const char *url)
 }
 
 bool
-hzn_change_relevant (json_t *ch, const struct agent_config *cfg, json_t *services)
+hzn_change_own_node (json_t *ch, const struct agent_config *cfg)
+{
+  const char *res = json_string_value (json_object_get (ch, "resource"));
+  const char *id = json_string_value (json_object_get (ch, "id"));
+  const char *org = json_string_value (json_object_get (ch, "orgId"));
+
+  return res && id && org && strcmp (res, "node") == 0 && strcmp (org, cfg->org) == 0 && strcmp (id, cfg->node_id) == 0;
+}
+
+bool
+hzn_change_relevant (json_t *ch, json_t *services)
 {
   const char *res = json_string_value (json_object_get (ch, "resource"));
   const char *id = json_string_value (json_object_get (ch, "id"));
@@ -67,8 +77,6 @@ hzn_change_relevant (json_t *ch, const struct agent_config *cfg, json_t *service
 
   if (res == NULL || id == NULL || org == NULL)
     return false;
-  if (strcmp (res, "node") == 0)
-    return strcmp (org, cfg->org) == 0 && strcmp (id, cfg->node_id) == 0;
   if (strcmp (res, "service") != 0 && strcmp (res, "servicekeys") != 0 && strcmp (res, "servicedockauths") != 0)
     return false;
   /* a service of the node's, in any version: a new one may be in range */

@@ -52,6 +52,9 @@ struct hzn_plan
   size_t nbad;
 };
 
+/* GET the node's own record: the {"nodes":{...}} envelope.  EF_AUTH when
+ * the node is refused or not there (deleted). */
+int hzn_node_read (exchange *ex, const struct agent_config *cfg, json_t **env, ef_err **err);
 /* Read node, pattern and services.  An exchange failure fails: EF_AUTH
  * when the node's credentials are refused or the node is gone (deleted),
  * EF_USAGE for a node without a pattern (deployment policy), EF_NET when
@@ -89,10 +92,12 @@ int hzn_poll_changes (exchange *ex, const struct agent_config *cfg, json_int_t c
  * heartbeatIntervals value (node_iv, from its record) when set, else its
  * org's (GET orgs/{org}) when set, else left as it is. */
 void hzn_heartbeat_intervals (exchange *ex, const struct agent_config *cfg, json_t *node_iv, long iv[3]);
-/* Can this change record change what the node fetches?  Its own node
- * record, or a service (its definition, keys or dockauths, any version)
- * of those in services (the state's: org and url of each). */
-bool hzn_change_relevant (json_t *change, const struct agent_config *cfg, json_t *services);
+/* Can this change record change what the node fetches?  A service (its
+ * definition, keys or dockauths, any version) of those in services (the
+ * state's: org and url of each).  The node's own record is told by
+ * hzn_change_own_node. */
+bool hzn_change_relevant (json_t *change, json_t *services);
+bool hzn_change_own_node (json_t *change, const struct agent_config *cfg);
 /* The pattern's lastUpdated ("" when it has none); caller frees. */
 int hzn_pattern_stamp (exchange *ex, const char *pattern, char **out, ef_err **err);
 

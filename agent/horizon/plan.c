@@ -245,18 +245,12 @@ hzn_pattern_stamp (exchange *ex, const char *pattern, char **out, ef_err **err)
 }
 
 int
-hzn_plan_read (exchange *ex, const struct agent_config *cfg, struct hzn_plan *out, ef_err **err)
+hzn_node_read (exchange *ex, const struct agent_config *cfg, json_t **env, ef_err **err)
 {
   cleanup_free char *eorg = exchange_escape (ex, cfg->org), *eid = exchange_escape (ex, cfg->node_id);
   cleanup_free char *path = xasprintf ("orgs/%s/nodes/%s", eorg, eid);
-  json_t *node_env = NULL, *pat_env = NULL, *node, *pat, *ps;
-  struct reg_platform host;
-  const char *pattern, *arch;
-  size_t i;
-  int rc;
+  int rc = exchange_get (ex, path, env, err);
 
-  memset (out, 0, sizeof *out);
-  rc = exchange_get (ex, path, &node_env, err);
   if (rc == -EF_NOTFOUND)
     {
       ef_err_clear (err);
@@ -264,10 +258,29 @@ hzn_plan_read (exchange *ex, const struct agent_config *cfg, struct hzn_plan *ou
                          cfg->org, cfg->node_id);
     }
   if (rc < 0)
+    ef_err_wrap (err, "read node %s/%s", cfg->org, cfg->node_id);
+  else if (hzn_envelope_one (*env, "nodes", NULL) == NULL)
     {
-      ef_err_wrap (err, "read node %s/%s", cfg->org, cfg->node_id);
-      return rc;
+      json_decref (*env);
+      *env = NULL;
+      rc = ef_err_set (err, EF_NET, "read node %s/%s: the exchange's answer holds no node", cfg->org, cfg->node_id);
     }
+  return rc;
+}
+
+int
+hzn_plan_read (exchange *ex, const struct agent_config *cfg, struct hzn_plan *out, ef_err **err)
+{
+  json_t *node_env = NULL, *pat_env = NULL, *node, *pat, *ps;
+  struct reg_platform host;
+  const char *pattern, *arch;
+  size_t i;
+  int rc;
+
+  memset (out, 0, sizeof *out);
+  rc = hzn_node_read (ex, cfg, &node_env, err);
+  if (rc < 0)
+    return rc;
   node = hzn_envelope_one (node_env, "nodes", NULL);
   pattern = json_string_value (json_object_get (node, "pattern"));
   arch = json_string_value (json_object_get (node, "arch"));

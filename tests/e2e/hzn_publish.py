@@ -8,7 +8,10 @@ the openssl CLI, the signature in standard base64.
       --image REF [--image REF] --key PRIVATE.pem [--requires ORG/URL/RANGE ...] \\
       [--dont-change-image-tag] [--creds U:P] [--cert-dir DIR] [--bad-signature]
   hzn_publish.py pattern --sim URL --ca CA --org ORG --name P --service ORG/URL/VERSION/ARCH ...
+      [--override CONTAINER=IMAGE --key PRIVATE.pem]   (deployment_overrides, signed)
   hzn_publish.py node --sim URL --ca CA --org ORG --id ID --token T [--pattern ORG/P] [--arch A]
+      [--intervals MIN,MAX,ADJUST]
+  hzn_publish.py patternkey --sim URL --ca CA --pattern-id ORG/P --name N --pem FILE
   hzn_publish.py dockauth --sim URL --ca CA --service-id ID --registry R [--username U] --token T
 """
 import argparse
@@ -49,7 +52,7 @@ def pin(ref, creds, cert_dir):
 
 
 def post(a, path, body):
-    ctx = ssl.create_default_context(cafile=a.ca)
+    ctx = ssl.create_default_context(cafile=a.ca) if a.sim.startswith("https:") else None
     req = urllib.request.Request(a.sim.rstrip("/") + path, data=json.dumps(body).encode(), method="POST",
                                  headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, context=ctx) as r:
@@ -58,7 +61,7 @@ def post(a, path, body):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["service", "pattern", "node", "dockauth", "servicekey"])
+    ap.add_argument("what", choices=["service", "pattern", "node", "dockauth", "servicekey", "patternkey"])
     ap.add_argument("--sim", required=True)
     ap.add_argument("--ca", required=True)
     ap.add_argument("--org")
@@ -81,6 +84,11 @@ def main():
     ap.add_argument("--registry")
     ap.add_argument("--username", default="")
     ap.add_argument("--pem")
+    ap.add_argument("--pattern-id")
+    ap.add_argument("--override", action="append", default=[], help="CONTAINER=IMAGE in deployment_overrides")
+    ap.add_argument("--intervals", help="the node's heartbeatIntervals MIN,MAX,ADJUST")
+    ap.add_argument("--requires-version", action="append", default=[],
+                    help="ORG/URL/VERSION/RANGE: a requiredServices entry with both version and versionRange")
     a = ap.parse_args()
 
     if a.what == "service":
@@ -98,6 +106,10 @@ def main():
             org, rest = r.split("/", 1)
             url, rng = rest.rsplit("/", 1)
             reqs.append({"org": org, "url": url, "versionRange": rng, "arch": a.arch})
+        for r in a.requires_version:
+            org, rest = r.split("/", 1)
+            url, ver, rng = rest.rsplit("/", 2)
+            reqs.append({"org": org, "url": url, "version": ver, "versionRange": rng, "arch": a.arch})
         svc = {"label": a.url, "description": "", "public": False, "url": a.url, "version": a.version,
                "arch": a.arch, "sharable": "multiple", "matchHardware": {}, "requiredServices": reqs,
                "userInput": [], "deployment": dep, "deploymentSignature": sig, "imageStore": {}}
@@ -107,18 +119,28 @@ def main():
         for s in a.service:
             org, rest = s.split("/", 1)
             url, version, arch = rest.rsplit("/", 2)
+            sv = {"version": version, "priority": {}, "upgradePolicy": {}}
+            if a.override:
+                over = {"services": {c.split("=", 1)[0]: {"image": c.split("=", 1)[1], "environment": ["OVERRIDDEN=1"]}
+                                     for c in a.override}}
+                sv["deployment_overrides"] = go_json(over)
+                sv["deployment_overrides_signature"] = sign(a.key, sv["deployment_overrides"])
             services.append({"serviceUrl": url, "serviceOrgid": org, "serviceArch": arch, "agreementLess": True,
-                             "serviceVersions": [{"version": version, "priority": {}, "upgradePolicy": {}}],
-                             "dataVerification": {}, "nodeHealth": {}})
+                             "serviceVersions": [sv], "dataVerification": {}, "nodeHealth": {}})
         pat = {"description": "", "services": services, "userInput": [], "secretBinding": [],
                "agreementProtocols": [{"name": "Basic"}]}
         print(post(a, "/_sim/pattern", {"org": a.org, "name": a.name, "pattern": pat})["id"])
     elif a.what == "node":
-        print(post(a, "/_sim/node", {"org": a.org, "id": a.id, "token": a.token, "pattern": a.pattern,
-                                     "arch": a.arch})["id"])
+        node = {"org": a.org, "id": a.id, "token": a.token, "pattern": a.pattern, "arch": a.arch}
+        if a.intervals:
+            mn, mx, adj = (int(x) for x in a.intervals.split(","))
+            node["heartbeatIntervals"] = {"minInterval": mn, "maxInterval": mx, "intervalAdjustment": adj}
+        print(post(a, "/_sim/node", node)["id"])
     elif a.what == "dockauth":
         post(a, "/_sim/dockauth", {"service_id": a.service_id, "registry": a.registry, "username": a.username,
                                    "token": a.token})
+    elif a.what == "patternkey":
+        post(a, "/_sim/patternkey", {"pattern_id": a.pattern_id, "name": a.name, "pem": open(a.pem).read()})
     elif a.what == "servicekey":
         post(a, "/_sim/servicekey", {"service_id": a.service_id, "name": a.name, "pem": open(a.pem).read()})
 

@@ -47,7 +47,10 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   hzn_services_best (j, "amd64", NULL, "[1.0.0,2.0.0)", &id);
   hzn_services_best (j, "arm", "1.0.0", NULL, &id);
   json_array_foreach (json_object_get (j, "changes"), i, ch)
-      hzn_change_relevant (ch, &cfg, json_object_get (j, "services_followed"));
+  {
+    hzn_change_relevant (ch, json_object_get (j, "services_followed"));
+    hzn_change_own_node (ch, &cfg);
+  }
   walk_versions (j);
   json_decref (j);
   return 0;
