@@ -90,6 +90,37 @@ print_sources (json_t *src)
   putchar ('\n');
 }
 
+/* Node, agent, pattern and exchange: whether the agent can follow the hub. */
+static void
+print_head (json_t *st)
+{
+  json_t *ex, *stopped;
+
+  ex = json_object_get (st, "exchange");
+  stopped = json_object_get (st, "stopped");
+  printf ("node:      %s (arch %s)\n", str (st, "node", "?"), str (st, "arch", "?"));
+  if (json_is_object (stopped))
+    printf ("agent:     STOPPED (exit %lld) since %s: %s\n",
+            (long long) json_integer_value (json_object_get (stopped, "code")), str (stopped, "since", "?"),
+            str (stopped, "reason", "?"));
+  printf ("pattern:   %s", str (st, "pattern", "(none)"));
+  if (str (st, "pattern_deleted", NULL))
+    printf (" DELETED on the exchange (noticed %s): nothing new is fetched, the images held are kept",
+            str (st, "pattern_deleted", ""));
+  else if (str (st, "pattern_last_updated", NULL))
+    printf (" (updated %s)", str (st, "pattern_last_updated", ""));
+  putchar ('\n');
+  if (json_is_false (json_object_get (ex, "ok")))
+    printf ("exchange:  UNREACHABLE since %s: %s (keeping the last state)\n",
+            str (ex, "down_since", str (ex, "last_failure", "?")), str (ex, "last_error", "?"));
+  else
+    printf ("exchange:  ok, last contact %s\n", str (ex, "last_contact", "never"));
+  if (json_is_true (json_object_get (ex, "plain_http")))
+    printf ("warning:   the exchange %s is plain HTTP: the node's token and deployments cross the network "
+            "unencrypted\n",
+            str (ex, "url", ""));
+}
+
 int
 cmd_status (int argc, char **argv)
 {
@@ -102,7 +133,7 @@ cmd_status (int argc, char **argv)
   const char *config_file = EF_DEFAULT_CONFIG;
   cleanup_free char *path = NULL;
   bool json = false;
-  json_t *st, *ex, *stopped, *svc, *img;
+  json_t *st, *svc, *img;
   size_t i, k;
   int c;
 
@@ -135,29 +166,7 @@ cmd_status (int argc, char **argv)
       json_decref (st);
       return 0;
     }
-  ex = json_object_get (st, "exchange");
-  stopped = json_object_get (st, "stopped");
-  printf ("node:      %s (arch %s)\n", str (st, "node", "?"), str (st, "arch", "?"));
-  if (json_is_object (stopped))
-    printf ("agent:     STOPPED (exit %lld) since %s: %s\n",
-            (long long) json_integer_value (json_object_get (stopped, "code")), str (stopped, "since", "?"),
-            str (stopped, "reason", "?"));
-  printf ("pattern:   %s", str (st, "pattern", "(none)"));
-  if (str (st, "pattern_deleted", NULL))
-    printf (" DELETED on the exchange (noticed %s): nothing new is fetched, the images held are kept",
-            str (st, "pattern_deleted", ""));
-  else if (str (st, "pattern_last_updated", NULL))
-    printf (" (updated %s)", str (st, "pattern_last_updated", ""));
-  putchar ('\n');
-  if (json_is_false (json_object_get (ex, "ok")))
-    printf ("exchange:  UNREACHABLE since %s: %s (keeping the last state)\n",
-            str (ex, "down_since", str (ex, "last_failure", "?")), str (ex, "last_error", "?"));
-  else
-    printf ("exchange:  ok, last contact %s\n", str (ex, "last_contact", "never"));
-  if (json_is_true (json_object_get (ex, "plain_http")))
-    printf ("warning:   the exchange %s is plain HTTP: the node's token and deployments cross the network "
-            "unencrypted\n",
-            str (ex, "url", ""));
+  print_head (st);
   printf ("last sync: %s (exit %lld)\n", str (st, "last_sync", "never"),
           (long long) json_integer_value (json_object_get (st, "last_sync_result")));
   print_disk_use (path, st);
