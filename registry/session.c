@@ -36,6 +36,8 @@ struct reg_host
   bool secure; /* https with verification: credentials may go there */
   struct curl_slist *headers; /* hosts.toml's header lines */
   reg_trust *trust;
+  reg_trust *realm_trust; /* for its token realm: the registry's own trust, and the realm host's */
+  char *realm_host;       /* whom realm_trust is for */
   bool pinged;
   enum auth_scheme scheme;
   char *realm, *service;
@@ -64,6 +66,8 @@ host_free (struct reg_host *h)
   struct token *t, *n;
 
   reg_trust_free (h->trust);
+  reg_trust_free (h->realm_trust);
+  free (h->realm_host);
   free (h->realm);
   free (h->service);
   auth_creds_dispose (&h->creds);
@@ -347,9 +351,9 @@ enum token_mode
   TOKEN_GET,         /* with Basic credentials when we hold a password, else anonymous */
 };
 
-/* Set up the token request of mode for scope on the realm's host rh. */
+/* Set up the token request of mode for scope on h's realm. */
 static void
-token_setup (reg_session *s, struct reg_host *h, struct reg_host *rh, enum token_mode mode, const char *scope)
+token_setup (reg_session *s, struct reg_host *h, enum token_mode mode, const char *scope)
 {
   CURL *e = s->easy;
   bool identity = h->creds.secret && (h->creds.username == NULL || h->creds.username[0] == '\0');
@@ -394,19 +398,19 @@ token_setup (reg_session *s, struct reg_host *h, struct reg_host *rh, enum token
         }
     }
   http_retry_stall (s->retry, e);
-  reg_trust_apply (rh->trust, e);
+  reg_trust_apply (h->realm_trust, e);
 }
 
 /* One token request, retried as every request is. */
 static int
-token_request (reg_session *s, struct reg_host *h, struct reg_host *rh, enum token_mode mode, const char *scope,
-               struct http_resp *r, ef_err **err)
+token_request (reg_session *s, struct reg_host *h, enum token_mode mode, const char *scope, struct http_resp *r,
+               ef_err **err)
 {
   CURLcode res;
 
   for (int attempt = 1;; attempt++)
     {
-      token_setup (s, h, rh, mode, scope);
+      token_setup (s, h, mode, scope);
       res = http_perform (s->easy, r);
       if (!r->too_big && http_again (s->retry, s->easy, attempt, res, r->status))
         continue;
@@ -423,25 +427,32 @@ token_request (reg_session *s, struct reg_host *h, struct reg_host *rh, enum tok
   return 0;
 }
 
-/* The realm's host: its own trust (certs.d of that host, --ca-file). */
+/* The trust for h's realm: the registry's own (its certs.d and hosts.toml
+ * CAs and client certificate, --ca-file, the system's) and the realm
+ * host's certs.d entry, made again when the realm moves to another host. */
 static int
-realm_host (reg_session *s, const char *realm, struct reg_host **out, ef_err **err)
+realm_trust (reg_session *s, struct reg_host *h, ef_err **err)
 {
   CURLU *u = curl_url ();
   char *host = NULL, *port = NULL;
-  int rc;
+  cleanup_free char *name = NULL;
+  int rc = 0;
 
-  curl_url_set (u, CURLUPART_URL, realm, 0);
+  curl_url_set (u, CURLUPART_URL, h->realm, 0);
   curl_url_get (u, CURLUPART_HOST, &host, 0);
   if (curl_url_get (u, CURLUPART_PORT, &port, 0) != CURLUE_OK)
     port = NULL;
-  {
-    cleanup_free char *name = port ? xasprintf ("%s:%s", host ? host : "", port) : xstrdup (host ? host : "");
-    rc = reg_session_host (s, name, out, err);
-  }
+  name = port ? xasprintf ("%s:%s", host ? host : "", port) : xstrdup (host ? host : "");
   curl_free (host);
   curl_free (port);
   curl_url_cleanup (u);
+  if (h->realm_trust == NULL || strcmp (h->realm_host, name) != 0)
+    {
+      reg_trust_free (h->realm_trust);
+      free (h->realm_host);
+      h->realm_host = xstrdup (name);
+      rc = reg_trust_derive (&h->realm_trust, h->trust, name, (const char *const *) s->certs_dirs, err);
+    }
   return rc;
 }
 
@@ -452,7 +463,6 @@ fetch_token (reg_session *s, struct reg_host *h, const char *domain, const char 
 {
   struct http_resp r;
   struct auth_token tok = { 0 };
-  struct reg_host *rh;
   struct token *t;
   bool identity;
   int rc;
@@ -461,15 +471,15 @@ fetch_token (reg_session *s, struct reg_host *h, const char *domain, const char 
   if (rc == 0)
     rc = host_creds (s, h, domain, err);
   if (rc == 0)
-    rc = realm_host (s, h->realm, &rh, err);
+    rc = realm_trust (s, h, err);
   if (rc < 0)
     return rc;
   identity = h->creds.secret && (h->creds.username == NULL || h->creds.username[0] == '\0');
   http_resp_init (&r, TOKEN_BODY_MAX);
-  rc = token_request (s, h, rh, h->creds.secret ? TOKEN_OAUTH2_POST : TOKEN_GET, scope, &r, err);
+  rc = token_request (s, h, h->creds.secret ? TOKEN_OAUTH2_POST : TOKEN_GET, scope, &r, err);
   if (rc == 0 && h->creds.secret && !identity
       && (r.status == 400 || r.status == 401 || r.status == 404 || r.status == 405))
-    rc = token_request (s, h, rh, TOKEN_GET, scope, &r, err); /* no OAuth2 here */
+    rc = token_request (s, h, TOKEN_GET, scope, &r, err); /* no OAuth2 here */
   if (rc == 0 && (r.status == 401 || r.status == 403))
     rc = ef_err_set (err, EF_AUTH, "token server: %ld %s (check --creds)", r.status,
                      r.status == 401 ? "unauthorized" : "denied");

@@ -125,6 +125,31 @@ reg_trust_new (reg_trust **out, const char *host, const char *const *certs_dirs,
   return 0;
 }
 
+int
+reg_trust_derive (reg_trust **out, const reg_trust *from, const char *host, const char *const *certs_dirs,
+                  ef_err **err)
+{
+  STACK_OF (X509_OBJECT) *objs = X509_STORE_get0_objects (from->store);
+  reg_trust *t = NULL;
+  int rc;
+
+  *out = NULL;
+  rc = reg_trust_new (&t, host, certs_dirs, NULL, err);
+  if (rc < 0)
+    return rc;
+  for (int i = 0; i < sk_X509_OBJECT_num (objs); i++)
+    {
+      X509 *x = X509_OBJECT_get0_X509 (sk_X509_OBJECT_value (objs, i));
+      if (x)
+        X509_STORE_add_cert (t->store, x); /* a duplicate is refused, and that is fine */
+    }
+  ERR_clear_error ();
+  if (t->cert == NULL && from->cert)
+    reg_trust_set_client (t, from->cert, from->key);
+  *out = t;
+  return 0;
+}
+
 void
 reg_trust_free (reg_trust *t)
 {

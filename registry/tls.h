@@ -22,6 +22,13 @@ typedef struct reg_trust reg_trust;
 int reg_trust_new (reg_trust **out, const char *host, const char *const *certs_dirs, const char *const *ca_files,
                    ef_err **err);
 void reg_trust_free (reg_trust *t);
+/* Trust for a token realm on host: everything from trusts (the registry's
+ * CAs, from certs.d, hosts.toml and --ca-file, with the system's, and its
+ * client certificate), plus host's own certs.d entry, whose client pair
+ * wins: docker, containerd and skopeo fetch a token with the registry's
+ * transport.  A skip_verify is never carried over. */
+int reg_trust_derive (reg_trust **out, const reg_trust *from, const char *host, const char *const *certs_dirs,
+                      ef_err **err);
 /* Use this client pair instead of certs.d's (key "" or NULL: the cert file holds it). */
 void reg_trust_set_client (reg_trust *t, const char *cert, const char *key);
 /* Verify no certificate: only an operator's explicit skip_verify in hosts.toml. */

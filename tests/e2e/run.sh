@@ -111,6 +111,16 @@ check "token auth: OAuth2 POST with grant_type=password" grep -q '"method": "POS
 check "token auth: one token for manifest and blobs (cached)" [ "$(grep -c '"ok": true' "$T/token.log")" = 1 ]
 check "token log holds no secret" bash -c '! grep -q "$1" "$2"' _ "$PASS_" "$T/token.log"
 run 0 "a token realm on another port of the registry's own address (127.0.0.1)" ef --creds "$CR" "$E/edge/tiny:1.0"
+# the registry's CA only in its certs.d entry: the realm (another host name) is fetched with the registry's trust
+mkdir -p "$T/certs-only/$E" "$T/certs-only/$B"
+cp "$T/ca/ca.crt" "$T/certs-only/$E/ca.crt"
+cp "$T/ca/ca.crt" "$T/certs-only/$B/ca.crt"
+run 0 "a token realm on another port of the registry's address, the CA only in the registry's certs.d entry (E)" \
+	"$EF" pull --quiet --store "$S" --certs-dir "$T/certs-only" --creds "$CR" "$E/edge/tiny:1.0"
+run 0 "a token realm on localhost, the CA only in the registry's certs.d entry (B)" \
+	"$EF" pull --quiet --store "$T/s-certs-only" --certs-dir "$T/certs-only" --creds "$CR" "$B/edge/tiny:1.0"
+run 6 "a token realm whose CA no trust of the registry holds: TLS refused" \
+	"$EF" pull --quiet --store "$T/s-certs-none" --certs-dir "$T/empty-certs" --creds "$CR" "$B/edge/tiny:1.0"
 run 3 "token auth: wrong password -> exit 3" ef --creds "$USER_:nope" "$B/edge/tiny:1.0"
 run 3 "token auth: anonymous -> exit 3" ef "$B/edge/tiny:1.0"
 run 0 "token auth without OAuth2: falls back to GET with Basic" ef --creds "$CR" "$C/edge/tiny:1.0"
