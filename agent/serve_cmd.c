@@ -14,7 +14,7 @@
 static const char serve_usage[]
     = "usage: edgefetch serve [--listen ADDR:PORT] [--tls-cert FILE --tls-key FILE [--client-ca FILE]]\n"
       "                       [--store DIR] [--origin HOST ...] [--creds USER:PASS] [--auth-file FILE]\n"
-      "                       [--certs-dir DIR] [--ca-file FILE] [--jobs N]\n"
+      "                       [--certs-dir DIR] [--ca-file FILE] [--jobs N] [--public]\n"
       "\n"
       "  Serve the content store as a read-only registry mirror: GET and HEAD of /v2/,\n"
       "  manifests (by digest, or by tag) and blobs, each verified as it goes out.\n"
@@ -25,7 +25,9 @@ static const char serve_usage[]
       "  --origin HOST        a registry whose misses are fetched (once, verified, kept);\n"
       "                       the first is the one a request without ?ns= is for.  Without\n"
       "                       it, only what the store holds is served.\n"
-      "  --creds, --auth-file, --certs-dir, --ca-file  as for pull: how origins are reached\n";
+      "  --creds, --auth-file, --certs-dir, --ca-file  as for pull: how origins are reached\n"
+      "  --public             serve what the origin credentials unlock to anyone who reaches\n"
+      "                       a non-loopback address; without it, such a cache needs --client-ca\n";
 
 struct serve_args
 {
@@ -34,7 +36,15 @@ struct serve_args
   const char *store, *certs_dir;
   const char *origins[ORIGINS_MAX + 1];
   size_t norigins;
+  bool public;
 };
+
+static bool
+loopback (const char *listen)
+{
+  return strncmp (listen, "127.", 4) == 0 || strncmp (listen, "localhost:", 10) == 0
+         || strncmp (listen, "[::1]:", 6) == 0;
+}
 
 static int
 parse_args (int argc, char **argv, struct serve_args *a, bool *done)
@@ -45,7 +55,8 @@ parse_args (int argc, char **argv, struct serve_args *a, bool *done)
     { "tls-key", required_argument, NULL, 'K' },  { "client-ca", required_argument, NULL, 'A' },
     { "creds", required_argument, NULL, 'c' },    { "auth-file", required_argument, NULL, 'a' },
     { "certs-dir", required_argument, NULL, 'd' }, { "ca-file", required_argument, NULL, 'C' },
-    { "jobs", required_argument, NULL, 'j' },     { "help", no_argument, NULL, 'h' },
+    { "jobs", required_argument, NULL, 'j' },     { "public", no_argument, NULL, 'P' },
+    { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
   uint64_t n;
@@ -76,6 +87,7 @@ parse_args (int argc, char **argv, struct serve_args *a, bool *done)
           return cli_usage_error ("serve", "--jobs takes a number from 1 to 64");
         a->co.jobs = (int) n;
         break;
+      case 'P': a->public = true; break;
       case 'h': fputs (serve_usage, stdout); *done = true; return 0;
       default: return cli_bad_option ("serve", c, argv);
       }
@@ -83,6 +95,14 @@ parse_args (int argc, char **argv, struct serve_args *a, bool *done)
     return cli_usage_error ("serve", "no arguments expected");
   if (a->so.tls_cert == NULL && strncmp (a->so.listen, "127.", 4) != 0)
     return cli_usage_error ("serve", "plain HTTP listens on loopback only (127.0.0.0/8); give --tls-cert and --tls-key");
+  /* a cache that fetches with credentials hands what they unlock to its
+   * clients: off loopback, only to clients it checked, unless meant */
+  if (a->norigins && (a->co.session.creds || a->co.session.auth_file) && !loopback (a->so.listen)
+      && a->so.client_ca == NULL && !a->public)
+    return cli_usage_error ("serve",
+                            "with origin credentials on %s, anyone who reaches it gets the private images they "
+                            "unlock: give --client-ca, or --public if that is meant",
+                            a->so.listen);
   return 0;
 }
 
@@ -115,8 +135,14 @@ cmd_serve (int argc, char **argv)
     rc = reg_server_start (&srv, s, &a.so, &err);
   if (rc == 0)
     {
-      printf ("serving %s on %s://%s%s%s\n", a.store, a.so.tls_cert ? "https" : "http", reg_server_address (srv),
-              a.norigins ? ", a cache of " : "", a.norigins ? a.origins[0] : "");
+      bool creds = a.co.session.creds || a.co.session.auth_file;
+      printf ("serving %s on %s://%s%s%s; %s\n", a.store, a.so.tls_cert ? "https" : "http", reg_server_address (srv),
+              a.norigins ? ", a cache of " : "", a.norigins ? a.origins[0] : "",
+              a.so.client_ca              ? "clients must present a certificate of --client-ca"
+              : loopback (a.so.listen)    ? "to this machine only (loopback)"
+              : a.norigins && creds       ? "PUBLIC (--public): anyone who reaches it gets what the origin "
+                                            "credentials unlock"
+                                          : "to anyone who reaches it");
       fflush (stdout);
       while (!ef_cancel)
         {

@@ -214,6 +214,19 @@ check "site cache: an origin it was not given -> 404, nothing fetched" \
 	[ "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$T/ca/ca.crt" --cert "$T/ca/site.cert" --key "$T/ca/site.key" \
 		"https://127.0.0.1:$PS/v2/edge/tiny/manifests/1.0?ns=registry.example")" = 404 ]
 run 2 "serve: plain HTTP off loopback -> exit 2" "$EF" serve --listen 0.0.0.0:1 --store "$T/site"
+run 2 "serve: origin credentials on 0.0.0.0 without --client-ca -> exit 2" "$EF" serve --listen 0.0.0.0:1 \
+	--tls-cert "$T/ca/server.crt" --tls-key "$T/ca/server.key" --origin "$O" --creds "$CR" --store "$T/site"
+check "serve: the refusal says what to give" grep -q "give --client-ca, or --public" "$T/err"
+check "serve: the refusal holds no secret" bash -c '! grep -q "$1" "$2"' _ "${CR#*:}" "$T/err"
+PUB=$(free_port)
+"$EF" serve --listen "0.0.0.0:$PUB" --tls-cert "$T/ca/server.crt" --tls-key "$T/ca/server.key" --origin "$O" \
+	--certs-dir "$T/sc-origin" --creds "$CR" --store "$T/site-pub" --public >"$T/pub.out" 2>&1 &
+PUBPID=$!
+PIDS+=($PUBPID)
+wait_port "$PUB"
+check "serve --public: it starts, and says in one line that it is public" grep -q "PUBLIC (--public)" "$T/pub.out"
+kill "$PUBPID"
+check "serve with --client-ca: the start line says clients are checked" grep -q "clients must present a certificate" "$T/serve.out"
 kill "$SERVE"
 wait "$SERVE" 2>/dev/null
 check "serve: SIGTERM ends it cleanly ($?)" [ "$?" = 0 ]
