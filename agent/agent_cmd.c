@@ -1,5 +1,6 @@
 /* agent_cmd.c: edgefetch agent. */
 #include <getopt.h>
+#include <malloc.h>
 #include <stdio.h>
 
 #include "../common/paths.h"
@@ -51,7 +52,8 @@ sync_once (struct sync_ctx *s)
   poller *hb = NULL;
   int rc, saved;
 
-  if (poller_new (&hb, s->cfg, json_integer_value (json_object_get (s->state, "change_id")), 0, false, &err) < 0)
+  if (poller_new (&hb, s->cfg, s->ex, json_integer_value (json_object_get (s->state, "change_id")), 0, false, &err)
+      < 0)
     return cli_report ("agent", err);
   s->node_read = poller_node;
   s->node_read_ud = hb;
@@ -95,6 +97,10 @@ cmd_agent (int argc, char **argv)
     return cli_usage_error ("agent", "no arguments expected");
   if (agent_config_load (&cfg, config_file, &err) < 0)
     return cli_report ("agent: configuration", err);
+  /* one malloc arena: the poller's thread would get one of its own (a
+   * third of a MiB at rest, on a device of 512 MB), and the agent's
+   * threads seldom allocate at the same time */
+  mallopt (M_ARENA_MAX, 1);
   s.cfg = &cfg;
   s.cancel = &ef_cancel;
   s.progress = progress_ping;

@@ -78,7 +78,7 @@ reload_config (struct agent_config *cfg, const char *config_file, struct sync_ct
   s->ex = ex;
   agent_config_dispose (cfg);
   *cfg = fresh;
-  if (poller_new (&np, cfg, n.change_id, n.last_ok, true, &err) < 0)
+  if (poller_new (&np, cfg, s->ex, n.change_id, n.last_ok, true, &err) < 0)
     {
       cli_report ("agent: reload", err);
       ef_cancel = 1;
@@ -102,6 +102,7 @@ sync_once (struct agent_config *cfg, struct sync_ctx *s, poller *pl)
   poller_follow (pl, json_object_get (s->state, "services"));
   if (agent_state_save (cfg->store, s->state, &err) < 0)
     cli_report ("agent", err);
+  exchange_rest (s->ex);
   status_line (s->state, r < 0 ? "synced with errors" : "synced");
   return r < 0 && !s->pattern_deleted;
 }
@@ -268,7 +269,7 @@ agent_daemon (struct agent_config *cfg, const char *config_file, struct sync_ctx
   sigaction (SIGHUP, &sa, NULL);
   sigaction (SIGTERM, &sa, NULL);
   sigaction (SIGINT, &sa, NULL);
-  if (poller_new (&pl, cfg, json_integer_value (json_object_get (s->state, "change_id")),
+  if (poller_new (&pl, cfg, s->ex, json_integer_value (json_object_get (s->state, "change_id")),
                   (long long) json_integer_value (json_object_get (s->state, "last_poll_ok")), true, &err)
       < 0)
     {
@@ -314,6 +315,7 @@ agent_daemon (struct agent_config *cfg, const char *config_file, struct sync_ctx
         {
           last_pattern_check = ef_now_ms ();
           need_sync = pattern_moved (s);
+          exchange_rest (s->ex);
         }
     }
   poller_free (pl);

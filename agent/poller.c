@@ -192,8 +192,8 @@ run (void *ud)
 }
 
 int
-poller_new (poller **out, const struct agent_config *cfg, json_int_t change_id, long long last_ok, bool consume,
-            ef_err **err)
+poller_new (poller **out, const struct agent_config *cfg, const exchange *from, json_int_t change_id, long long last_ok,
+            bool consume, ef_err **err)
 {
   poller *p = xcalloc (1, sizeof *p);
   sigset_t all, old;
@@ -214,7 +214,7 @@ poller_new (poller **out, const struct agent_config *cfg, json_int_t change_id, 
     pthread_cond_init (&p->cv, &ca);
     pthread_condattr_destroy (&ca);
   }
-  rc = exchange_new (&p->ex, cfg, &p->quit, err);
+  rc = exchange_dup (&p->ex, from, &p->quit, err);
   if (rc == 0 && pipe2 (p->pipe, O_CLOEXEC | O_NONBLOCK) < 0)
     rc = ef_err_sys (err, EF_LOCAL, errno, "pipe");
   if (rc == 0)

@@ -14,6 +14,7 @@
 
 #include "../common/err.h"
 #include "config.h"
+#include "horizon/exchange.h"
 
 typedef struct poller poller;
 
@@ -39,10 +40,11 @@ struct poll_news
   struct poll_intervals iv; /* the intervals in force */
 };
 
-/* Start polling from change_id (the node's last one seen).  consume:
- * false for `agent --once`, whose polls are heartbeats only. */
-int poller_new (poller **out, const struct agent_config *cfg, json_int_t change_id, long long last_ok, bool consume,
-                ef_err **err);
+/* Start polling from change_id (the node's last one seen), with a handle
+ * of from's (which must outlive the poller).  consume: false for `agent
+ * --once`, whose polls are heartbeats only. */
+int poller_new (poller **out, const struct agent_config *cfg, const exchange *from, json_int_t change_id,
+                long long last_ok, bool consume, ef_err **err);
 /* Stop the thread (an answer under way is abandoned) and free. */
 void poller_free (poller *p);
 /* Readable after each poll; read it empty with poller_take. */

@@ -170,3 +170,6 @@ AGENTS=${AGENTS:-20} EF=$EF "$TOP/tests/fleet.sh"
 
 # Updates: v1 -> v2 with 2 of 40 files changed, per layer compression.
 EF=$EF "$TOP/tests/update-bench.sh"
+
+# The agent at rest and during a long sync: memory, wake-ups per poll, heartbeats.
+EF=$EF "$TOP/tests/idle-bench.sh"

@@ -23,7 +23,8 @@ struct exchange
   char *user; /* org/nodeid */
   char *token;
   reg_trust *trust;
-  bool plain; /* http:// (the all-in-1 hub's default) */
+  bool owns_trust; /* false for a handle made by exchange_dup */
+  bool plain;      /* http:// (the all-in-1 hub's default) */
   long timeout;
   struct http_retry retry;
 };
@@ -49,11 +50,36 @@ exchange_new (exchange **out, const struct agent_config *c, const volatile sig_a
       exchange_free (ex);
       return rc;
     }
+  ex->owns_trust = true;
   ex->base = xstrdup (c->exchange_url);
   ex->plain = strncasecmp (c->exchange_url, "http://", 7) == 0;
   ex->user = xasprintf ("%s/%s", c->org, c->node_id);
   ex->token = xstrdup (c->node_token);
   ex->timeout = c->exchange_timeout > 0 ? c->exchange_timeout : 30;
+  http_retry_init (&ex->retry, ATTEMPTS, RETRY_BASE_MS, cancel);
+  *out = ex;
+  return 0;
+}
+
+int
+exchange_dup (exchange **out, const exchange *from, const volatile sig_atomic_t *cancel, ef_err **err)
+{
+  exchange *ex = xcalloc (1, sizeof *ex);
+
+  *out = NULL;
+  curl_global_init (CURL_GLOBAL_DEFAULT);
+  if ((ex->e = curl_easy_init ()) == NULL)
+    {
+      free (ex);
+      curl_global_cleanup ();
+      return ef_err_set (err, EF_LOCAL, "libcurl initialisation failed");
+    }
+  ex->trust = from->trust; /* an X509_STORE is safe to share between threads */
+  ex->plain = from->plain;
+  ex->base = xstrdup (from->base);
+  ex->user = xstrdup (from->user);
+  ex->token = xstrdup (from->token);
+  ex->timeout = from->timeout;
   http_retry_init (&ex->retry, ATTEMPTS, RETRY_BASE_MS, cancel);
   *out = ex;
   return 0;
@@ -66,12 +92,24 @@ exchange_free (exchange *ex)
     return;
   if (ex->e)
     curl_easy_cleanup (ex->e);
-  reg_trust_free (ex->trust);
+  if (ex->owns_trust)
+    reg_trust_free (ex->trust);
   free (ex->base);
   free (ex->user);
   ef_free_secret (ex->token);
   free (ex);
   curl_global_cleanup ();
+}
+
+void
+exchange_rest (exchange *ex)
+{
+  CURL *fresh = curl_easy_init ();
+
+  if (fresh == NULL)
+    return; /* keep the old one: it still works */
+  curl_easy_cleanup (ex->e);
+  ex->e = fresh;
 }
 
 bool

@@ -17,8 +17,16 @@
 typedef struct exchange exchange;
 
 int exchange_new (exchange **out, const struct agent_config *c, const volatile sig_atomic_t *cancel, ef_err **err);
+/* A handle of its own for another thread, on from's exchange with from's
+ * trust (parsed once: the system CAs are most of the agent's memory),
+ * which from keeps and must outlive it. */
+int exchange_dup (exchange **out, const exchange *from, const volatile sig_atomic_t *cancel, ef_err **err);
 void exchange_free (exchange *ex);
 
+/* Close the handle's connections: between syncs the poller's handle is
+ * the one that talks to the exchange, and an idle TLS connection holds
+ * its buffers. */
+void exchange_rest (exchange *ex);
 /* True for an http:// exchange (plain HTTP: the token crosses the network unencrypted). */
 bool exchange_plain (const exchange *ex);
 
@@ -26,6 +34,10 @@ bool exchange_plain (const exchange *ex);
  * ("absent"), 401/403 EF_AUTH (for a node: deleted, or its token changed), 5xx, 408, 429 and network errors EF_NET
  * after a few quick retries. */
 int exchange_get (exchange *ex, const char *path, json_t **out, ef_err **err);
+/* Close the handle's connections: between syncs the poller's handle is
+ * the one that talks to the exchange, and an idle TLS connection holds
+ * its buffers. */
+void exchange_rest (exchange *ex);
 /* True for an http:// exchange (plain HTTP: the token crosses the network unencrypted). */
 bool exchange_plain (const exchange *ex);
 
