@@ -218,7 +218,7 @@ cmd_pull (int argc, char **argv)
   struct progress prog = { false, false };
   const char *one_cert[2] = { NULL, NULL };
   cleanup_err ef_err *err = NULL;
-  cleanup_free char *context = NULL;
+  cleanup_free char *context = NULL, *spool = NULL;
   reg_client *client = NULL;
   reg_store *store = NULL;
   bool done;
@@ -244,6 +244,8 @@ cmd_pull (int argc, char **argv)
 
   rc = prepare (&a, &p, &err);
   copts.limit_rate = p.rate;
+  spool = xasprintf ("%s/ingest", a.store);
+  copts.spool_dir = spool;
   if (rc == 0)
     rc = reg_client_new (&client, &copts, &err);
   if (rc == 0)

@@ -111,6 +111,7 @@ cmd_serve (int argc, char **argv)
 {
   struct serve_args a = { .so = { .listen = "127.0.0.1:5000" } };
   const char *one_cert[2] = { NULL, NULL };
+  cleanup_free char *spool = NULL;
   cleanup_err ef_err *err = NULL;
   reg_server *srv = NULL;
   reg_cache *cache = NULL;
@@ -126,6 +127,8 @@ cmd_serve (int argc, char **argv)
   if (rc != 0 || done)
     return rc;
   cli_client_opts (&a.co, a.certs_dir, one_cert);
+  spool = xasprintf ("%s/ingest", a.store);
+  a.co.spool_dir = spool;
   a.so.origin = a.origins[0];
   rc = reg_store_open (&s, a.store, &err);
   if (rc == 0 && a.norigins)

@@ -160,6 +160,7 @@ fetch_service (struct sync_ctx *s, const struct hzn_service *v, char **refs, jso
   vfy_cosign_key *ck = NULL;
   reg_client *client = NULL;
   struct reg_platform p;
+  cleanup_free char *spool = xasprintf ("%s/ingest", s->cfg->store);
   size_t nhc = 0;
   int rc = 0;
 
@@ -187,6 +188,7 @@ fetch_service (struct sync_ctx *s, const struct hzn_service *v, char **refs, jso
   o.session.certs_dirs = s->cfg->certs_dir ? dirs : defaults;
   o.cancel = s->cancel;
   o.limit_rate = s->cfg->limit_rate;
+  o.spool_dir = spool;
   if (s->cfg->window.n)
     {
       o.may_fetch = window_open_now;

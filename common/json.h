@@ -17,4 +17,8 @@
  * JSON" or "is too complex to hold (more than N KiB in memory)". */
 json_t *ef_json_parse (const char *buf, size_t len, size_t budget, const char **why);
 
+/* The same over what fd holds from its start, read 16 KiB at a time, so
+ * that no more of a large text than its tree is ever in memory. */
+json_t *ef_json_parse_fd (int fd, size_t budget, const char **why);
+
 #endif

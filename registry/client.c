@@ -1,6 +1,10 @@
 /* client.c: see client.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <sys/socket.h>
 
 #include <curl/curl.h>
@@ -28,6 +32,7 @@ struct reg_client
   bool ranges_ok;               /* ... or answered one rightly */
   int64_t paced_since, paced;   /* ranges under the rate cap: since when (ms), how many bytes */
   const char *range_source;     /* the host that answered the last range */
+  char *spool_dir;              /* o.spool_dir, ours */
   CURL *easy;
 };
 
@@ -43,6 +48,8 @@ reg_client_new (reg_client **out, const struct reg_client_opts *o, ef_err **err)
   c = xcalloc (1, sizeof *c);
   c->o = *o;
   memset (&c->o.session, 0, sizeof c->o.session); /* the session keeps its own copies */
+  c->spool_dir = o->spool_dir ? xstrdup (o->spool_dir) : NULL;
+  c->o.spool_dir = c->spool_dir;
   if (c->o.jobs <= 0)
     c->o.jobs = 4;
   if (c->o.low_speed_limit <= 0)
@@ -80,6 +87,7 @@ reg_client_free (reg_client *c)
       free (r);
     }
   reg_session_free (c->session);
+  free (c->spool_dir);
   if (c->easy)
     curl_easy_cleanup (c->easy);
   free (c);
@@ -218,6 +226,65 @@ status_error (const struct http_resp *r, bool by_digest, ef_err **err)
   return ef_err_set (err, EF_NET, "HTTP %ld%s%s", r->status, msg[0] ? ": " : "", msg);
 }
 
+/* A file in the spool dir for one body, gone when closed; -1 when there
+ * is no spool dir or it cannot take one (the body then goes to memory). */
+static int
+spool_open (const reg_client *c)
+{
+  int fd;
+
+  if (c->spool_dir == NULL)
+    return -1;
+  fd = open (c->spool_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd < 0)
+    {
+      cleanup_free char *tmpl = xasprintf ("%s/.manifest.XXXXXX", c->spool_dir);
+      fd = mkostemp (tmpl, O_CLOEXEC);
+      if (fd >= 0)
+        unlink (tmpl);
+    }
+  return fd;
+}
+
+/* The spooled body into r->body: an error answer's first 64 KiB as it
+ * is; a 200's only when its JSON fits REG_MANIFEST_TREE_MAX and it is not
+ * padded past REG_MANIFEST_PADDING times its compact form.  So neither a
+ * tree of millions of values nor 4 MiB of blanks around a small one are
+ * ever held. */
+static int
+unspool (struct http_resp *r, ef_err **err)
+{
+  size_t want = r->spooled;
+  const char *why = NULL;
+  json_t *j;
+  ssize_t n;
+
+  if (r->spool_failed)
+    return ef_err_io (err, errno, "spool the manifest");
+  if (r->status != 200)
+    want = want > 65536 ? 65536 : want;
+  else
+    {
+      size_t compact;
+      j = ef_json_parse_fd (r->spool, REG_MANIFEST_TREE_MAX, &why);
+      if (j == NULL)
+        return ef_err_set (err, EF_VERIFY, "manifest %s", why);
+      compact = json_dumpb (j, NULL, 0, JSON_COMPACT);
+      json_decref (j);
+      if (want > compact * REG_MANIFEST_PADDING + 65536)
+        return ef_err_set (err, EF_VERIFY, "manifest is %zu bytes of JSON padded to %zu: refused", compact, want);
+    }
+  r->body.len = 0;
+  for (size_t off = 0; off < want; off += (size_t) n)
+    {
+      char chunk[16384];
+      n = pread (r->spool, chunk, want - off < sizeof chunk ? want - off : sizeof chunk, (off_t) off);
+      if (n <= 0 || ef_buf_append (&r->body, chunk, (size_t) n) < 0)
+        return ef_err_io (err, n < 0 ? errno : EIO, "read the spooled manifest back");
+    }
+  return 0;
+}
+
 /* GET <kind>/<what> of ref's repository on h: a manifest (whose digest
  * is checked) or the referrers index of a digest (whose content may
  * change, so it is not). */
@@ -237,9 +304,14 @@ get_from (reg_client *c, reg_host *h, const struct reg_ref *ref, const char *kin
 
   memset (out, 0, sizeof *out);
   http_resp_init (&r, REG_MANIFEST_MAX);
+  r.spool = spool_open (c);
   rc = reg_session_authorize (c->session, h, ref->domain, scope, err);
   if (rc == 0)
     rc = get_with_retries (c, h, ref, url, scope, hdrs, &r, err);
+  if (rc == 0 && r.spool >= 0)
+    rc = unspool (&r, err);
+  if (r.spool >= 0)
+    close (r.spool);
   if (rc == 0 && r.status != 200)
     rc = status_error (&r, by_digest, err);
   if (rc == 0)

@@ -31,6 +31,10 @@ struct reg_client_opts
    * their bytes kept (EF_NET, "outside the download window") */
   bool (*may_fetch) (void *ud);
   void *may_fetch_ud;
+  /* a directory on disk (the store's ingest/) where a manifest's body
+   * waits while its shape is checked, so that a hostile 4 MiB one never
+   * sits in memory beside its tree; NULL: in memory */
+  const char *spool_dir;
 };
 
 typedef struct reg_client reg_client;

@@ -4,6 +4,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/file.h"
 #include "http.h"
 
 void
@@ -138,6 +139,7 @@ void
 http_resp_init (struct http_resp *r, size_t max)
 {
   memset (r, 0, sizeof *r);
+  r->spool = -1;
   ef_buf_init (&r->body, max);
   ef_buf_append (&r->body, "", 0);
 }
@@ -154,6 +156,21 @@ collect (char *p, size_t size, size_t n, void *ud)
   struct http_resp *r = ud;
   size_t len = size * n;
 
+  if (r->spool >= 0)
+    {
+      if (len > r->body.max - r->spooled)
+        {
+          r->too_big = true;
+          return 0;
+        }
+      if (ef_write_all (r->spool, p, len) < 0)
+        {
+          r->spool_failed = true;
+          return 0;
+        }
+      r->spooled += len;
+      return len;
+    }
   if (ef_buf_append (&r->body, p, len) < 0)
     {
       r->too_big = true;
@@ -169,7 +186,14 @@ http_perform (CURL *e, struct http_resp *r)
 
   r->body.len = 0;
   r->body.data[0] = '\0';
-  r->too_big = false;
+  r->too_big = r->spool_failed = false;
+  if (r->spool >= 0)
+    {
+      /* a retry starts the file over */
+      r->spooled = 0;
+      if (ftruncate (r->spool, 0) < 0 || lseek (r->spool, 0, SEEK_SET) < 0)
+        r->spool_failed = true;
+    }
   r->status = 0;
   r->errbuf[0] = '\0';
   curl_easy_setopt (e, CURLOPT_WRITEFUNCTION, collect);

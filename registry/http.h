@@ -55,12 +55,16 @@ void http_setup (CURL *e, const char *url, unsigned flags);
 /* Reset e for plain HTTP over a unix socket (a local runtime's API). */
 void http_setup_unix (CURL *e, const char *socket_path, const char *path);
 
-/* A response: the status and a body capped at max. */
+/* A response: the status and a body capped at max, in memory, or with
+ * spool set (a file of the caller's), written there instead. */
 struct http_resp
 {
   long status;
   struct ef_buf body;
-  bool too_big; /* the body went past max: the transfer was stopped */
+  int spool;      /* -1: the body goes to body; else this fd, from its start */
+  size_t spooled; /* bytes written to spool */
+  bool too_big;   /* the body went past max: the transfer was stopped */
+  bool spool_failed;
   char errbuf[CURL_ERROR_SIZE];
 };
 void http_resp_init (struct http_resp *r, size_t max);

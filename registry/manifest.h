@@ -19,6 +19,12 @@
 #define REG_MANIFEST_ACCEPT MT_OCI_MANIFEST ", " MT_OCI_INDEX ", " MT_DOCKER_MANIFEST ", " MT_DOCKER_LIST
 
 #define REG_MANIFEST_MAX (4u << 20) /* containerd's cap */
+/* What a manifest's JSON tree may take while its shape is checked: a
+ * manifest of 4096 layers with annotations takes under half of it. */
+#define REG_MANIFEST_TREE_MAX (1u << 20)
+/* A body may be this many times its compact JSON, plus 64 KiB: more is
+ * padding no registry writes. */
+#define REG_MANIFEST_PADDING 4
 
 enum reg_kind
 {

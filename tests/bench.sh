@@ -82,6 +82,31 @@ edgefetch bench: $((SIZE / 1048576)) MiB image, $NLAYERS layers, TLS + basic aut
 | bytes fetched (killed half way + resumed) / image size | $(r "$WIRE" "$SIZE") | | | | <= 1.10 |
 TABLE
 
+# Hostile 4 MiB manifests of every shape beside a normal pull of the same
+# small image from the same (then honest) registry: peak RSS, medians of 3.
+hostile_rss() {
+	local sc=$1 port i
+	port=$(free_port)
+	"$PY" "$TOP/tests/e2e/hostile.py" --port "$port" --cert "$T/ca/server.crt" --key "$T/ca/server.key" \
+		--layout "$T/tiny" --scenario "$sc" >/dev/null 2>&1 &
+	PIDS+=($!)
+	wait_port "$port"
+	: >"$T/h-$sc"
+	for i in 1 2 3; do
+		rm -rf "$T/s-h-$sc"
+		/usr/bin/time -f "%M" -o "$T/time" "$EF" pull --quiet --store "$T/s-h-$sc" --ca-file "$T/ca/ca.crt" \
+			"127.0.0.1:$port/edge/tiny:1.0" >/dev/null 2>&1
+		cat "$T/time" >>"$T/h-$sc"
+	done
+	median <"$T/h-$sc"
+}
+base=$(hostile_rss plain) worst=0 worst_sc=
+for sc in zeros wide-index deep long-string many-keys padded; do
+	v=$(hostile_rss "$sc")
+	if [ "$v" -gt "$worst" ]; then worst=$v worst_sc=$sc; fi
+done
+echo "| peak RSS, the worst 4 MiB hostile manifest ($worst_sc) / a normal pull | $(r "$worst" "$base") | | | $(r "$worst" 1024) MB against $(r "$base" 1024) MB | <= 1.25 |"
+
 # Pull and hand over to dockerd beside `docker pull`, and to containerd beside
 # `ctr images pull`, of the same image, alternating (fewer runs: each takes seconds).
 HRUNS=${HRUNS:-3}

@@ -13,6 +13,10 @@ changes:
   esc-digest       Docker-Content-Digest carries ESC and BEL bytes
   zeros            the manifest is 4 MiB of [0,0,0,...]
   wide-index       the manifest is an index of 36,000 entries
+  deep             the manifest is 4 MiB of [[[[...]]]]
+  long-string      the manifest carries an annotation of 4 MiB less a little
+  many-keys        the manifest's annotations are 270,000 keys (3.9 MB)
+  padded           the real manifest, then 4 MiB less a little of blanks
   big-challenge    /v2/ answers 401 with a 200 KB WWW-Authenticate
   long-bearer      /v2/ answers 401 with a Bearer challenge of 9 KiB
   bad-range        every blob request gets 206 with a Content-Range from byte 1
@@ -72,6 +76,19 @@ class Handler(BaseHTTPRequestHandler):
         elif sc == "zeros":
             n = (4 << 20) // 2 - 2
             body = b"[" + b"0," * n + b"0]"
+        elif sc == "deep":
+            n = (4 << 20) // 2
+            body = b"[" * n + b"]" * n
+        elif sc == "long-string":
+            m = json.loads(body)
+            m.setdefault("annotations", {})["x"] = "y" * ((4 << 20) - len(body) - 64)
+            body = json.dumps(m, separators=(",", ":")).encode()
+        elif sc == "many-keys":
+            m = json.loads(body)
+            m["annotations"] = {"k%06d" % i: "v" for i in range(270000)}
+            body = json.dumps(m, separators=(",", ":")).encode()
+        elif sc == "padded":
+            body = body + b" " * ((4 << 20) - len(body) - 16)
         elif sc == "wide-index":
             e = {"mediaType": "a/b", "digest": "sha256:" + "a" * 64, "size": 1}
             body = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [e] * 36000},

@@ -55,6 +55,20 @@ check "4 MiB of zeros: refused as too complex to hold" grep -q "too complex to h
 hostile wide-index
 run 5 "an index of 36,000 entries -> exit 5" efp --store "$T/s6" "$H/edge/app:1.0"
 check "36,000-entry index: refused as too complex to hold" grep -q "too complex to hold" "$T/err"
+hostile deep
+run 5 "a 4 MiB manifest of [[[[...]]]] -> exit 5" efp --store "$T/s6a" "$H/edge/app:1.0"
+check "[[[[...]]]]: one clean line" one_clean_line
+hostile long-string
+run 5 "a manifest with a 4 MiB annotation -> exit 5" efp --store "$T/s6b" "$H/edge/app:1.0"
+check "4 MiB annotation: refused as too complex to hold" grep -q "too complex to hold" "$T/err"
+hostile many-keys
+run 5 "a manifest with 270,000 annotations -> exit 5" efp --store "$T/s6c" "$H/edge/app:1.0"
+check "270,000 annotations: refused as too complex to hold" grep -q "too complex to hold" "$T/err"
+hostile padded
+run 5 "a manifest padded with 4 MiB of blanks -> exit 5" efp --store "$T/s6d" "$H/edge/app:1.0"
+check "4 MiB of blanks: refused as padded" grep -q "padded to" "$T/err"
+check "hostile manifests: nothing spooled is left in ingest/" \
+	bash -c '! ls -A "$1"/s5/ingest "$1"/s6*/ingest 2>/dev/null | grep -q manifest' _ "$T"
 
 # ---- messages that say what happened ----
 hostile big-challenge
