@@ -431,7 +431,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"), help="HTTPS instead of the default plain HTTP")
-    ap.add_argument("--redirect-port", type=int, help="a plain HTTP port that redirects every request to --port")
+    ap.add_argument("--redirect-port", type=int, help="a port that redirects every request to --port")
+    ap.add_argument("--redirect-tls", nargs=2, metavar=("CERT", "KEY"), help="the redirecting port speaks HTTPS")
     ap.add_argument("--ttl", type=float, default=14400, help="seconds change records are kept")
     a = ap.parse_args()
     db = DB(a.ttl)
@@ -448,6 +449,10 @@ def main():
         r.daemon_threads = True
         r.db = db
         r.redirect_to = ("https" if a.tls else "http", a.port)
+        if a.redirect_tls:
+            rctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            rctx.load_cert_chain(a.redirect_tls[0], a.redirect_tls[1])
+            r.socket = rctx.wrap_socket(r.socket, server_side=True)
         threading.Thread(target=serve, args=(r,), daemon=True).start()
     serve(srv)
 

@@ -182,6 +182,17 @@ run 6 "exchange redirecting to another host name: not followed" "$EF" agent --co
 check "redirect to another host: the error says so" grep -q "redirected to another host (localhost)" "$T/err"
 check "redirect to another host: nothing reached it" [ "$(stat_of "GET /v1/orgs/*/nodes")" = "$before" ]
 sim redirect '{"host":"127.0.0.1"}' >/dev/null
+# an https front that sends the node to plain http: refused
+P2=$(free_port) R2=$(free_port)
+"$PY" "$TOP/tests/e2e/exchange_sim.py" --port "$P2" --redirect-port "$R2" \
+	--redirect-tls "$T/ca/server.crt" "$T/ca/server.key" >>"$T/sim2.log" 2>&1 &
+PIDS+=($!)
+wait_port "$R2"
+URL=https://127.0.0.1:$R2/v1 conf "$T/n1h" n1 "HZN_MGMT_HUB_CERT_PATH=$T/ca/ca.crt"
+run 6 "exchange redirecting from https to http: not followed" "$EF" agent --config "$T/n1h" --once
+check "https to http: the error says so" grep -q "redirected from https to http: refused" "$T/err"
+check "https to http: nothing reached the plain http port" \
+	[ "$(curl -sS "http://127.0.0.1:$P2/_sim/stats" | jq 'to_entries | map(select(.key | startswith("GET"))) | length')" = 0 ]
 
 # ---- heartbeats while a sync is busy for a long time ----
 echo '{"rate": 1000000}' >"$T/control"
