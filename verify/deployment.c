@@ -63,38 +63,36 @@ images_of (json_t *services, bool required, char ***images, ef_err **err)
   return 0;
 }
 
-int
-vfy_deployment_images (const char *deployment, size_t len, char ***images, ef_err **err)
+/* The images of a deployment (required: each container names one, and
+ * there is at least one) or of overrides (an image where one is named). */
+static int
+images_in (const char *text, size_t len, bool deployment, char ***images, ef_err **err)
 {
+  const char *what = deployment ? "deployment" : "deployment_overrides";
   json_t *root = NULL, *services;
   int rc;
 
   *images = NULL;
-  rc = load (deployment, len, "deployment", &root, err);
+  rc = load (text, len, what, &root, err);
   services = containers (root);
   if (rc == 0
-      && (!json_is_object (services) || json_object_size (services) == 0
+      && (!json_is_object (services) || (deployment && json_object_size (services) == 0)
           || json_object_size (services) > MAX_CONTAINERS))
-    rc = ef_err_set (err, EF_VERIFY, "deployment names no containers");
+    rc = ef_err_set (err, EF_VERIFY, "%s names no containers", what);
   if (rc == 0)
-    rc = images_of (services, true, images, err);
+    rc = images_of (services, deployment, images, err);
   json_decref (root);
   return rc;
 }
 
 int
+vfy_deployment_images (const char *deployment, size_t len, char ***images, ef_err **err)
+{
+  return images_in (deployment, len, true, images, err);
+}
+
+int
 vfy_overrides_images (const char *overrides, size_t len, char ***images, ef_err **err)
 {
-  json_t *root = NULL, *services;
-  int rc;
-
-  *images = NULL;
-  rc = load (overrides, len, "deployment_overrides", &root, err);
-  services = containers (root);
-  if (rc == 0 && (!json_is_object (services) || json_object_size (services) > MAX_CONTAINERS))
-    rc = ef_err_set (err, EF_VERIFY, "deployment_overrides is not a container map");
-  if (rc == 0)
-    rc = images_of (services, false, images, err);
-  json_decref (root);
-  return rc;
+  return images_in (overrides, len, false, images, err);
 }
