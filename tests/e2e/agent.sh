@@ -170,6 +170,8 @@ sim ttl '{"seconds":2}' >/dev/null
 sim fault '{"mode":"down","count":100000}' >/dev/null
 sleep 2
 check "daemon: the outage is reported" wait_for 10 bash -c '[ "$(jq -r .exchange.ok "$1/state.json")" = false ]' _ "$S"
+check "daemon: status says since when the exchange is unreachable (a poll's failure, not a sync's)" \
+	bash -c '"$1" status --config "$2" | grep -qE "UNREACHABLE since [0-9]{4}-[0-9]{2}-[0-9]{2}T"' _ "$EF" "$T/d.conf"
 python3 "$M" image "$T/img-v4" --tag 1.0 --busybox --note v4 >/dev/null
 push "$T/img-v4:1.0" "$R/edge/v4:1.0" --dest-creds "$CR"
 service example.com.web 2.1.0 "$R/edge/v4:1.0" --requires "myorg/example.com.db/[1.0.0,2.0.0)" >/dev/null
