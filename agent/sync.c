@@ -41,8 +41,10 @@ explain_refusal (struct sync_ctx *s, const struct hzn_service *v, const char *de
   else if (vfy_rsapss_verify (xk, dep, strlen (dep), sig, &match, NULL) == 0)
     ef_err_set (err, EF_VERIFY,
                 "%s; it verifies with the key the exchange holds as %s (%s): to trust it, run `edgefetch trust add "
-                "--exchange-key %s --fingerprint %s`, or set EDGEFETCH_TRUST_EXCHANGE_KEYS=true",
-                why, match + 9, vfy_keyring_fingerprint (xk, match), match + 9, vfy_keyring_fingerprint (xk, match));
+                "--exchange-key %s --fingerprint %s`, or set EDGEFETCH_TRUST_EXCHANGE_KEYS=true; the exchange's "
+                "keys for it:%s",
+                why, match + 9, vfy_keyring_fingerprint (xk, match), match + 9, vfy_keyring_fingerprint (xk, match),
+                keys);
   else
     ef_err_set (err, EF_VERIFY, "%s; nor with any key the exchange holds for it:%s", why, keys);
   json_decref (notes);
