@@ -157,11 +157,15 @@ TRIPLET_armhf := arm-linux-gnueabihf
 TRIPLET_amd64 := x86_64-linux-gnu
 QEMU_arm64 := qemu-aarch64
 QEMU_armhf := qemu-arm
+# arm64 links for pages of up to 16 KiB (Debian's 4 KiB kernels, the
+# Raspberry Pi 5's 16 KiB ones) rather than ld's 64 KiB, which pads the
+# file by up to 60 KB to align RELRO.
+PAGE_arm64 := -Wl,-z,max-page-size=16384
 TRIPLET  = $(TRIPLET_$(ARCH))
 SYSROOT  = $(CURDIR)/build/sysroot-$(ARCH)
 CROSS_ENV = BUILDDIR=build/$(ARCH) CC="$(TRIPLET)-gcc --sysroot=$(SYSROOT)" \
   CFLAGS="-O2 -g -isystem $(SYSROOT)/usr/include/$(TRIPLET)" \
-  LDFLAGS="-L$(SYSROOT)/usr/lib/$(TRIPLET) -Wl,-rpath-link,$(SYSROOT)/usr/lib/$(TRIPLET)" \
+  LDFLAGS="-L$(SYSROOT)/usr/lib/$(TRIPLET) -Wl,-rpath-link,$(SYSROOT)/usr/lib/$(TRIPLET) $(PAGE_$(ARCH))" \
   PKG_CONFIG="env PKG_CONFIG_SYSROOT_DIR=$(SYSROOT) PKG_CONFIG_LIBDIR=$(SYSROOT)/usr/lib/$(TRIPLET)/pkgconfig:$(SYSROOT)/usr/share/pkgconfig pkg-config"
 
 cross-check-arch:
