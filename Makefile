@@ -11,8 +11,8 @@ VERSION    := 0.1.0
 
 WARN   := -Wall -Wextra -Wshadow -Wformat=2 -Wmissing-prototypes -Wstrict-prototypes
 HARDEN := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
-# libarchive is dlopen'ed when an archive is written (registry/archive.c),
-# libmicrohttpd when the store is served (registry/serve.c).
+# libarchive is dlopen'ed when an archive is written (registry/output/archive.c),
+# libmicrohttpd when the store is served (registry/serve/serve.c).
 DLPKGS := libarchive libmicrohttpd
 PKGS   := libcurl libssl libcrypto jansson libzstd
 # The Debian package that provides each pkg-config name, for the message below.
@@ -36,8 +36,8 @@ TESTLIBS  = $(eval TESTLIBS := $(call need,cmocka)$(shell $(PKG_CONFIG) --libs c
 ALLCFLAGS  = -std=c11 -D_GNU_SOURCE -DEF_VERSION=\"$(VERSION)\" $(WARN) $(HARDEN) $(DEPCFLAGS) $(CFLAGS) -MMD -MP
 ALLLDFLAGS = -pie -Wl,-z,relro,-z,now $(LDFLAGS)
 
-LIB_SRCS   := $(wildcard common/*.c verify/*.c registry/*.c)
-AGENT_SRCS := $(filter-out agent/main.c,$(wildcard agent/*.c agent/*/*.c))
+LIB_SRCS   := $(wildcard common/*.c verify/*.c registry/*.c registry/*/*.c)
+AGENT_SRCS := $(filter-out agent/cli/main.c,$(wildcard agent/*.c agent/*/*.c))
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 
 LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILDDIR)/%.o)
@@ -54,7 +54,7 @@ all: edgefetch
 edgefetch: $(BUILDDIR)/edgefetch
 	cp $< $@.tmp && mv -f $@.tmp $@
 
-$(BUILDDIR)/edgefetch: $(BUILDDIR)/agent/main.o $(AGENT_OBJS) $(LIB_OBJS)
+$(BUILDDIR)/edgefetch: $(BUILDDIR)/agent/cli/main.o $(AGENT_OBJS) $(LIB_OBJS)
 	$(CC) $(ALLCFLAGS) $(ALLLDFLAGS) -o $@ $^ $(DEPLIBS)
 
 $(BUILDDIR)/%.o: %.c
@@ -133,11 +133,12 @@ demo: deps
 
 # The libraries return errors; only agent/ prints or exits.
 lint:
-	@! grep -nE '\b(f?printf|puts|perror|exit|abort)\s*\(' registry/*.c verify/*.c | grep -v snprintf \
+	@! grep -nE '\b(f?printf|puts|perror|exit|abort)\s*\(' registry/*.c registry/*/*.c verify/*.c | grep -v snprintf \
 	  || { echo "lint: registry/ and verify/ must not print or exit" >&2; exit 1; }
-	@! grep -nE '\b(strcpy|strcat|sprintf|vsprintf|gets|atoi|atol|sscanf|strtok)\s*\(' agent/*.c agent/*/*.c registry/*.c verify/*.c common/*.c \
+	@! grep -nE '\b(strcpy|strcat|sprintf|vsprintf|gets|atoi|atol|sscanf|strtok)\s*\(' agent/*.c agent/*/*.c registry/*.c registry/*/*.c verify/*.c common/*.c \
 	  || { echo "lint: banned string function" >&2; exit 1; }
 	@tests/lint-size.sh
+	@tests/lint-layers.sh
 
 # Binary, unit and a commented default configuration (never overwritten).
 UNITDIR ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
@@ -207,4 +208,4 @@ deb:
 clean:
 	rm -rf build edgefetch
 
--include $(LIB_OBJS:.o=.d) $(AGENT_OBJS:.o=.d) $(BUILDDIR)/agent/main.d
+-include $(LIB_OBJS:.o=.d) $(AGENT_OBJS:.o=.d) $(BUILDDIR)/agent/cli/main.d

@@ -8,7 +8,7 @@
 #include "../common/paths.h"
 #include "../common/text.h"
 #include "../common/util.h"
-#include "../registry/rate.h"
+#include "../registry/transfer/rate.h"
 #include "config.h"
 
 #define CONFIG_MAX (256 * 1024)

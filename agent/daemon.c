@@ -9,7 +9,8 @@
 #include <unistd.h>
 
 #include "../common/util.h"
-#include "cli.h"
+#include "report.h"
+#include "signals.h"
 #include "daemon.h"
 #include "horizon/horizon.h"
 #include "notify.h"

@@ -2,7 +2,7 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "../registry/partial.h"
+#include "../registry/transfer/partial.h"
 #include "deliver.h"
 
 /* Are all of the image's blobs in the store? */

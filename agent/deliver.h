@@ -6,7 +6,7 @@
 #ifndef EF_DELIVER_H
 #define EF_DELIVER_H
 
-#include "../registry/export.h"
+#include "../registry/output/export.h"
 #include "../registry/pull.h"
 #include "runtime/runtime.h"
 

@@ -12,7 +12,7 @@
 
 #include <jansson.h>
 
-#include "../registry/store.h"
+#include "../registry/store/store.h"
 #include "config.h"
 
 void agent_reconcile (const struct agent_config *cfg, reg_store *store, json_t *state, json_t *services,

@@ -8,8 +8,8 @@
 
 #include <jansson.h>
 
-#include "../registry/blobs.h"
-#include "../registry/store.h"
+#include "../registry/transfer/blobs.h"
+#include "../registry/store/store.h"
 #include "config.h"
 #include "horizon/exchange.h"
 

@@ -2,7 +2,7 @@
 #include <string.h>
 
 #include "../common/util.h"
-#include "partial.h"
+#include "transfer/partial.h"
 #include "pull.h"
 #include "sigstore.h"
 

@@ -3,8 +3,8 @@
 #define EF_PULL_H
 
 #include "../verify/cosign.h"
-#include "blobs.h"
-#include "client.h"
+#include "transfer/blobs.h"
+#include "remote/client.h"
 
 struct reg_pull_result
 {

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "../common/util.h"
-#include "blobs.h"
+#include "transfer/blobs.h"
 #include "sigstore.h"
 
 #define MAX_SIGNATURES 16

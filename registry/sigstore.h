@@ -6,8 +6,8 @@
 #define EF_SIGSTORE_H
 
 #include "../verify/cosign.h"
-#include "client.h"
-#include "store.h"
+#include "remote/client.h"
+#include "store/store.h"
 
 /* At least one signature must verify with key and name digest; a legacy
  * one must also name ref's repository (docker-reference normalised as

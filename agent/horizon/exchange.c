@@ -7,8 +7,8 @@
 
 #include "../../common/json.h"
 #include "../../common/util.h"
-#include "../../registry/http.h"
-#include "../../registry/tls.h"
+#include "../../registry/remote/http.h"
+#include "../../registry/remote/tls.h"
 #include "exchange.h"
 
 #define BODY_MAX (8u << 20)

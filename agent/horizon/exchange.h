@@ -1,5 +1,5 @@
 /* exchange.h: the Horizon exchange's REST API, as a node sees it:
- * node-authenticated JSON over registry/http.h, TLS with the system CAs
+ * node-authenticated JSON over registry/remote/http.h, TLS with the system CAs
  * (when the machine has them) plus HZN_MGMT_HUB_CERT_PATH, or plain HTTP
  * when the URL says http:// (never a fallback from https), timeouts and
  * retries as anax has them, redirects followed on the same host name. */

@@ -13,7 +13,7 @@
 #include <jansson.h>
 
 #include "../../common/err.h"
-#include "../../registry/session.h"
+#include "../../registry/remote/session.h"
 #include "../../verify/rsapss.h"
 #include "../config.h"
 #include "exchange.h"

@@ -9,7 +9,7 @@
 #include "../../common/file.h"
 #include "../../common/spawn.h"
 #include "../../common/util.h"
-#include "../../registry/serve.h"
+#include "../../registry/serve/serve.h"
 #include "runtime.h"
 
 #define OUT_MAX (4u << 20)

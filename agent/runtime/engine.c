@@ -11,8 +11,8 @@
 #include "../../common/json.h"
 #include "../../common/util.h"
 #include "../../common/text.h"
-#include "../../registry/http.h"
-#include "../../registry/serve.h"
+#include "../../registry/remote/http.h"
+#include "../../registry/serve/serve.h"
 #include "runtime.h"
 
 #define ENGINE "/v1.41"

@@ -11,11 +11,11 @@
 #include <jansson.h>
 
 #include "../../common/err.h"
-#include "../../registry/auth.h"
-#include "../../registry/export.h"
+#include "../../registry/remote/auth.h"
+#include "../../registry/output/export.h"
 #include "../../registry/pull.h"
 #include "../../registry/ref.h"
-#include "../../registry/store.h"
+#include "../../registry/store/store.h"
 
 enum runtime_kind
 {
@@ -47,7 +47,7 @@ struct runtime_result
 
 /* Give the runtime the image res pulled (for platform), under ref's name.
  * containerd pulls it from the store, served on loopback for the moment
- * (registry/serve.h) as a mirror of the registry, so its records carry
+ * (registry/serve/serve.h) as a mirror of the registry, so its records carry
  * the registry's own names and it fetches only what it lacks.  Docker gets
  * a docker-archive streamed to POST /images/load; podman an OCI archive
  * through libpod's load, topped by the index when the reference named

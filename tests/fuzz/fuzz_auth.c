@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "../../common/util.h"
-#include "../../registry/auth.h"
+#include "../../registry/remote/auth.h"
 #include "../../registry/ref.h"
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);

@@ -7,7 +7,7 @@
 #include "../../agent/config.h"
 #include "../../common/text.h"
 #include "../../common/util.h"
-#include "../../registry/auth.h"
+#include "../../registry/remote/auth.h"
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 

@@ -1,8 +1,8 @@
-/* containerd's hosts.toml subset (registry/hosts.c), the one hand-written parser. */
+/* containerd's hosts.toml subset (registry/remote/hosts_toml.c), the one hand-written parser. */
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "../../registry/hosts.h"
+#include "../../registry/remote/hosts.h"
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 

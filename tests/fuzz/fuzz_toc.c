@@ -1,4 +1,4 @@
-/* Tables of contents (registry/toc.c, estargz.c): the input as a
+/* Tables of contents (registry/transfer/toc.c, estargz.c): the input as a
  * zstd:chunked TOC's JSON (compressed here first, so the walk over
  * entries is what is fuzzed), as a compressed frame, as an eStargz TOC's
  * JSON, and its tail as either footer. */
@@ -8,7 +8,7 @@
 
 #include <zstd.h>
 
-#include "../../registry/toc.h"
+#include "../../registry/transfer/toc.h"
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 

@@ -3,7 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../../registry/auth.h"
+#include "../../registry/remote/auth.h"
 #include "vectors.h"
 
 static void

@@ -4,7 +4,7 @@
 #include <unistd.h>
 
 #include "../../common/text.h"
-#include "../../registry/hosts.h"
+#include "../../registry/remote/hosts.h"
 #include "vectors.h"
 
 static reg_hosts *

@@ -1,5 +1,5 @@
 /* test_rate.c: the rate cap's syntax, curl's --limit-rate. */
-#include "../../registry/rate.h"
+#include "../../registry/transfer/rate.h"
 #include "vectors.h"
 
 static void

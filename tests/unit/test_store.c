@@ -4,7 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../../registry/store.h"
+#include "../../registry/store/store.h"
 #include "../../common/digest.h"
 #include "vectors.h"
 

@@ -3,7 +3,7 @@
 #include <zstd.h>
 
 #include "../../common/json.h"
-#include "../../registry/toc.h"
+#include "../../registry/transfer/toc.h"
 #include "vectors.h"
 
 struct vec
