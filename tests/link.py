@@ -1,0 +1,310 @@
+#!/usr/bin/env python3
+"""A link emulator for the tests and the bench, where the kernel has no netem.
+
+Two network namespaces of our own, A and B, each with a TUN device; this
+process holds both devices and forwards every IP packet between them with
+the link's rate (a serialisation queue of bounded size, as a bottleneck
+router has), one-way delay, jitter, loss and outages.  A TCP relay joins it
+to the machine's loopback:
+
+    client -> 127.0.0.1:LISTEN -> (namespace A) ==link==> (namespace B) -> TARGET
+
+so that a registry on 127.0.0.1 keeps its certificate, and any client on the
+machine (edgefetch, dockerd, containerd, podman, skopeo) can be pointed at
+127.0.0.1:LISTEN.  TCP across the link runs between the relay's sockets in A
+and B, with the system's congestion control or the one --cc names.
+
+  link.py --listen PORT --target HOST:PORT [--rate 20mbit] [--delay 40ms]
+          [--jitter 0ms] [--loss 1%] [--queue bdp|64kb] [--down 5/20] [--reset]
+          [--cc cubic] [--stats FILE] [--name N]
+
+--down D/P: the link is down D seconds of every P (from P - D on); --reset:
+every open connection is reset when an outage starts, as when a modem
+re-attaches and the carrier's NAT forgets it.  --stats: a JSON file, written
+every second and at exit, with the bytes the link carried each way.  It
+runs until SIGTERM or SIGINT and removes its namespaces.  Root only.
+"""
+import argparse
+import ctypes
+import fcntl
+import heapq
+import json
+import os
+import random
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+CLONE_NEWNET = 0x40000000
+TUNSETIFF = 0x400454CA
+IFF_TUN, IFF_NO_PI = 0x0001, 0x1000
+LIBC = ctypes.CDLL(None, use_errno=True)
+NET_A, NET_B = "10.213.0.1", "10.213.0.2"  # inside the namespaces only
+RELAY_PORT = 9000
+
+
+def quantity(s, units):
+    s = s.strip().lower()
+    for u, m in sorted(units.items(), key=lambda x: -len(x[0])):
+        if s.endswith(u):
+            return float(s[: -len(u)]) * m
+    return float(s)
+
+
+def setns(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if LIBC.setns(fd, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "setns " + path)
+    finally:
+        os.close(fd)
+
+
+def in_ns(ns, fn, *args):
+    """fn(*args) run by a thread that entered namespace ns (setns is per thread)."""
+    out = {}
+
+    def run():
+        try:
+            setns("/run/netns/" + ns)
+            out["v"] = fn(*args)
+        except BaseException as e:  # handed to the caller
+            out["e"] = e
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    if "e" in out:
+        raise out["e"]
+    return out["v"]
+
+
+def ip(*args):
+    subprocess.run(["ip"] + list(args), check=True, capture_output=True)
+
+
+def tun_open():
+    fd = os.open("/dev/net/tun", os.O_RDWR)
+    fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", b"efl0", IFF_TUN | IFF_NO_PI))
+    os.set_blocking(fd, False)
+    return fd
+
+
+class Link:
+    def __init__(self, a):
+        self.rate = quantity(a.rate, {"kbit": 1e3, "mbit": 1e6, "gbit": 1e9, "bit": 1}) / 8  # bytes/s
+        self.delay = quantity(a.delay, {"ms": 1e-3, "s": 1})
+        self.jitter = quantity(a.jitter, {"ms": 1e-3, "s": 1})
+        self.loss = quantity(a.loss, {"%": 1e-2})
+        bdp = max(64 * 1024, self.rate * 2 * self.delay)
+        self.queue = bdp if a.queue == "bdp" else quantity(a.queue, {"kb": 1024, "mb": 1 << 20, "b": 1})
+        self.down, self.period = (float(x) for x in a.down.split("/")) if a.down else (0.0, 0.0)
+        self.reset = a.reset
+        self.t0 = time.monotonic()
+        self.carried = {"a_to_b": 0, "b_to_a": 0}
+        self.dropped = {"loss": 0, "queue": 0, "down": 0}
+        self.lock = threading.Lock()
+        self.conns = set()
+
+    def is_down(self, now):
+        return self.period > 0 and (now - self.t0) % self.period >= self.period - self.down
+
+    def forward(self, fa, fb, stop):
+        """Move packets both ways until stop is set."""
+        heap, seq = [], 0
+        free_at = {fa: 0.0, fb: 0.0}  # when each direction's serialiser is free
+        backlog = {fa: 0, fb: 0}  # bytes queued for it
+        other = {fa: fb, fb: fa}
+        name = {fa: "a_to_b", fb: "b_to_a"}
+        was_down = False
+        while not stop.is_set():
+            now = time.monotonic()
+            down = self.is_down(now)
+            if down and not was_down and self.reset:
+                with self.lock:
+                    for c in list(self.conns):
+                        reset(c)
+            was_down = down
+            wait = 0.2 if not heap else max(0.0, min(0.2, heap[0][0] - now))
+            r, _, _ = select.select([fa, fb], [], [], wait)
+            now = time.monotonic()
+            for fd in r:
+                for _ in range(64):
+                    try:
+                        pkt = os.read(fd, 65536)
+                    except BlockingIOError:
+                        break
+                    if down:
+                        self.dropped["down"] += 1
+                        continue
+                    if self.loss and random.random() < self.loss:
+                        self.dropped["loss"] += 1
+                        continue
+                    if backlog[fd] + len(pkt) > self.queue:
+                        self.dropped["queue"] += 1
+                        continue
+                    start = max(now, free_at[fd])
+                    free_at[fd] = start + len(pkt) / self.rate
+                    backlog[fd] += len(pkt)
+                    j = random.uniform(0, self.jitter) if self.jitter else 0.0
+                    seq += 1
+                    # leaves the queue at free_at, arrives delay (+ jitter) later
+                    heapq.heappush(heap, (free_at[fd] + self.delay + j, seq, fd, free_at[fd], pkt))
+            while heap and heap[0][0] <= now:
+                _, _, fd, _, pkt = heapq.heappop(heap)
+                backlog[fd] -= len(pkt)
+                if self.is_down(now):
+                    self.dropped["down"] += 1
+                    continue
+                try:
+                    os.write(other[fd], pkt)
+                    self.carried[name[fd]] += len(pkt)
+                except OSError:
+                    pass
+
+
+def congestion(sock, cc):
+    """The congestion control of a socket across the link (root may pick any the kernel offers)."""
+    if cc:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, cc.encode())
+
+
+def connect_across(cc):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    congestion(s, cc)
+    s.settimeout(30)
+    s.connect((NET_B, RELAY_PORT))
+    return s
+
+
+def reset(conn):
+    """Reset: SO_LINGER 0, then wake the reader (shutdown of the read side
+    sends nothing); its close sends the RST."""
+    try:
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.shutdown(socket.SHUT_RD)
+    except OSError:
+        pass
+
+
+def pipe(src, dst, link, pair):
+    try:
+        while True:
+            data = src.recv(65536)
+            if not data:
+                break
+            dst.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for s in pair:
+            with link.lock:
+                link.conns.discard(s)
+            try:
+                s.close()
+            except OSError:
+                pass
+
+
+def splice(a, b, link):
+    with link.lock:
+        link.conns.update((a, b))
+    pair = (a, b)
+    threading.Thread(target=pipe, args=(a, b, link, pair), daemon=True).start()
+    threading.Thread(target=pipe, args=(b, a, link, pair), daemon=True).start()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--listen", type=int, required=True)
+    ap.add_argument("--target", required=True)
+    ap.add_argument("--rate", default="20mbit")
+    ap.add_argument("--delay", default="40ms", help="one way")
+    ap.add_argument("--jitter", default="0ms")
+    ap.add_argument("--loss", default="0%")
+    ap.add_argument("--queue", default="bdp", help="the bottleneck's queue, each way (default: one bandwidth-delay product)")
+    ap.add_argument("--down", help="D/P: down D s of every P s")
+    ap.add_argument("--reset", action="store_true")
+    ap.add_argument("--cc", help="congestion control of the sockets across the link (cubic, bbr, reno); default: the system's")
+    ap.add_argument("--stats")
+    ap.add_argument("--name", default=str(os.getpid()))
+    a = ap.parse_args()
+    link = Link(a)
+    ns = {"a": "efl-%s-a" % a.name, "b": "efl-%s-b" % a.name}
+    stop = threading.Event()
+    made = []
+
+    def cleanup(*_):
+        stop.set()
+
+    signal.signal(signal.SIGTERM, cleanup)
+    signal.signal(signal.SIGINT, cleanup)
+    try:
+        fds = {}
+        for side, addr, peer in (("a", NET_A, NET_B), ("b", NET_B, NET_A)):
+            ip("netns", "add", ns[side])
+            made.append(ns[side])
+            fds[side] = in_ns(ns[side], tun_open)
+            ip("-n", ns[side], "link", "set", "lo", "up")
+            ip("-n", ns[side], "addr", "add", addr + "/32", "peer", peer + "/32", "dev", "efl0")
+            ip("-n", ns[side], "link", "set", "efl0", "mtu", "1500", "up")
+        th, tp = a.target.rsplit(":", 1)
+        far = in_ns(ns["b"], lambda: socket.create_server((NET_B, RELAY_PORT), backlog=64))
+        near = socket.create_server(("127.0.0.1", a.listen), backlog=64)
+
+        def far_loop():
+            # B's side: what crosses the link goes on to the target, from the machine's own namespace
+            while not stop.is_set():
+                try:
+                    c, _ = far.accept()
+                    congestion(c, a.cc)
+                    t = socket.create_connection((th, int(tp)))
+                    for s in (c, t):
+                        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    splice(c, t, link)
+                except OSError:
+                    if stop.is_set():
+                        return
+
+        def near_loop():
+            while not stop.is_set():
+                try:
+                    c, _ = near.accept()
+                    out = in_ns(ns["a"], connect_across, a.cc)
+                    out.settimeout(None)
+                    splice(c, out, link)
+                except OSError:
+                    if stop.is_set():
+                        return
+
+        for f in (far_loop, near_loop):
+            threading.Thread(target=f, daemon=True).start()
+        fw = threading.Thread(target=link.forward, args=(fds["a"], fds["b"], stop), daemon=True)
+        fw.start()
+        print("link up: 127.0.0.1:%d -> %s" % (a.listen, a.target), flush=True)
+        while not stop.wait(1.0):
+            if a.stats:
+                save(a.stats, link)
+    finally:
+        stop.set()
+        if a.stats:
+            save(a.stats, link)
+        for n in made:
+            subprocess.run(["ip", "netns", "del", n], capture_output=True)
+    return 0
+
+
+def save(path, link):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump({"carried": link.carried, "dropped": link.dropped}, f)
+    os.replace(tmp, path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
