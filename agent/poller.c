@@ -36,9 +36,8 @@ struct poller
 static bool
 nap (poller *p, long long ms)
 {
-  bool changed;
-
   struct timespec ts;
+  bool changed;
 
   clock_gettime (CLOCK_MONOTONIC, &ts);
   ts.tv_sec += (time_t) (ms / 1000);
@@ -126,7 +125,7 @@ run (void *ud)
       cleanup_err ef_err *err = NULL;
       json_t *resp = NULL;
       json_int_t from;
-      bool news = false;
+      bool news = false, reread;
       int rc;
 
       /* `agent --once` heartbeats at once; the daemon has just synced.
@@ -180,9 +179,10 @@ run (void *ud)
         interval = p->iv.max * 1000;
       if (interval < p->iv.min * 1000)
         interval = p->iv.min * 1000;
+      reread = p->iv_changed;
       pthread_mutex_unlock (&p->mu);
       json_decref (resp);
-      if (p->iv_changed)
+      if (reread)
         interval = resolve_intervals (p);
       if (write (p->pipe[1], "p", 1) < 0)
         { /* full: the loop has a wake-up pending already */
