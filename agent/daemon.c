@@ -205,7 +205,8 @@ static bool
 take_news (const struct agent_config *cfg, struct sync_ctx *s, poller *pl, bool *polled)
 {
   struct poll_news n;
-  bool health = json_is_false (json_object_get (json_object_get (s->state, "exchange"), "ok")), save = false;
+  json_t *ex = json_object_get (s->state, "exchange");
+  bool was_down = json_is_false (json_object_get (ex, "ok")), save = false;
 
   poller_take (pl, &n);
   *polled = n.polls > 0;
@@ -217,7 +218,7 @@ take_news (const struct agent_config *cfg, struct sync_ctx *s, poller *pl, bool 
     }
   if (n.down)
     {
-      if (!health)
+      if (!was_down)
         cli_report_text ("agent: poll", n.error);
       agent_state_exchange (s->state, false, n.error);
       status_line (s->state, "exchange unreachable, keeping the last state");
@@ -228,18 +229,19 @@ take_news (const struct agent_config *cfg, struct sync_ctx *s, poller *pl, bool 
     return false;
   if (json_integer_value (json_object_get (s->state, "change_id")) != n.change_id
       || json_integer_value (json_object_get (json_object_get (s->state, "poll_intervals"), "min")) != n.iv.min
-      || health)
+      || was_down)
     save = true;
   json_object_set_new (s->state, "change_id", json_integer (n.change_id));
   json_object_set_new (s->state, "last_poll_ok", json_integer ((json_int_t) n.last_ok));
-  if (health)
+  if (was_down)
     agent_state_exchange (s->state, true, NULL);
-  json_object_set_new (s->state, "poll_intervals", json_pack ("{s:I, s:I, s:I}", "min", (json_int_t) n.iv.min, "max",
-                                                              (json_int_t) n.iv.max, "adjust", (json_int_t) n.iv.adjust));
+  json_object_set_new (s->state, "poll_intervals",
+                       json_pack ("{s:I, s:I, s:I}", "min", (json_int_t) n.iv.min, "max", (json_int_t) n.iv.max,
+                                  "adjust", (json_int_t) n.iv.adjust));
   if (save)
     agent_state_save (cfg->store, s->state, NULL);
   /* back from an outage: a full sync, something may have moved */
-  return n.due || health || (n.node_changed && node_moved (s));
+  return n.due || was_down || (n.node_changed && node_moved (s));
 }
 
 int
