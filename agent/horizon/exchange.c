@@ -1,5 +1,4 @@
 /* exchange.c: see exchange.h. */
-#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -127,27 +126,16 @@ exchange_escape (exchange *ex, const char *s)
   return r;
 }
 
-/* url's scheme and host name (lower case), or false when it has none. */
+/* url's scheme and host name into *scheme and *host (curl_free them),
+ * or false when it has none. */
 static bool
-url_parts (const char *url, char scheme[8], char host[256])
+url_parts (const char *url, char **scheme, char **host)
 {
   CURLU *u = curl_url ();
-  char *sc = NULL, *h = NULL;
   bool ok = u && curl_url_set (u, CURLUPART_URL, url, 0) == CURLUE_OK
-            && curl_url_get (u, CURLUPART_SCHEME, &sc, 0) == CURLUE_OK
-            && curl_url_get (u, CURLUPART_HOST, &h, 0) == CURLUE_OK && strlen (sc) < 8 && strlen (h) < 256;
+            && curl_url_get (u, CURLUPART_SCHEME, scheme, 0) == CURLUE_OK
+            && curl_url_get (u, CURLUPART_HOST, host, 0) == CURLUE_OK;
 
-  if (ok)
-    {
-      snprintf (scheme, 8, "%s", sc);
-      snprintf (host, 256, "%s", h);
-      for (char *p = host; *p; p++)
-        *p = (char) (*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
-      for (char *p = scheme; *p; p++)
-        *p = (char) (*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
-    }
-  curl_free (sc);
-  curl_free (h);
   curl_url_cleanup (u);
   return ok;
 }
@@ -159,20 +147,25 @@ url_parts (const char *url, char scheme[8], char host[256])
 static int
 redirect_ok (const char *from, const char *to, ef_err **err)
 {
-  char fs[8], fh[256], ts[8], th[256];
+  char *fs = NULL, *fh = NULL, *ts = NULL, *th = NULL;
+  int rc = 0;
 
-  if (!url_parts (from, fs, fh) || !url_parts (to, ts, th))
-    return ef_err_set (err, EF_NET, "exchange redirected to an unusable URL");
-  if (strcmp (fh, th) != 0)
-    return ef_err_set (err, EF_NET,
-                       "exchange redirected to another host (%s): not followed, the node's credentials stay with %s "
-                       "(set HZN_EXCHANGE_URL to the new address)",
-                       th, fh);
-  if (strcmp (fs, "https") == 0 && strcmp (ts, "https") != 0)
-    return ef_err_set (err, EF_NET, "exchange redirected from https to %s: refused", ts);
-  if (strcmp (ts, "https") != 0 && strcmp (ts, "http") != 0)
-    return ef_err_set (err, EF_NET, "exchange redirected to a %s URL: refused", ts);
-  return 0;
+  if (!url_parts (from, &fs, &fh) || !url_parts (to, &ts, &th))
+    rc = ef_err_set (err, EF_NET, "exchange redirected to an unusable URL");
+  else if (strcasecmp (fh, th) != 0)
+    rc = ef_err_set (err, EF_NET,
+                     "exchange redirected to another host (%.200s): not followed, the node's credentials stay with "
+                     "%.200s (set HZN_EXCHANGE_URL to the new address)",
+                     th, fh);
+  else if (strcasecmp (fs, "https") == 0 && strcasecmp (ts, "https") != 0)
+    rc = ef_err_set (err, EF_NET, "exchange redirected from https to %.16s: refused", ts);
+  else if (strcasecmp (ts, "https") != 0 && strcasecmp (ts, "http") != 0)
+    rc = ef_err_set (err, EF_NET, "exchange redirected to a %.16s URL: refused", ts);
+  curl_free (fs);
+  curl_free (fh);
+  curl_free (ts);
+  curl_free (th);
+  return rc;
 }
 
 static bool
@@ -257,8 +250,8 @@ request (exchange *ex, const char *path, const char *post, struct http_resp *r, 
     }
   curl_slist_free_all (h);
   if (rc < 0)
-    ;
-  else if (r->too_big)
+    return rc;
+  if (r->too_big)
     rc = ef_err_set (err, EF_NET, "exchange sent more than %u MiB", BODY_MAX >> 20);
   else if (res != CURLE_OK)
     {
