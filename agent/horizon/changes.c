@@ -106,16 +106,13 @@ hzn_heartbeat_intervals (exchange *ex, const struct agent_config *cfg, json_t *n
 
   /* each one the node's when set, else the org's when set, else as it
    * was (anax's getHeartbeatIntervals); the org is read only when needed */
-  for (int i = 0; i < 3; i++)
-    if (interval_of (node_iv, keys[i]) == 0 && env == NULL)
-      {
-        cleanup_free char *eo = exchange_escape (ex, cfg->org);
-        cleanup_free char *path = xasprintf ("orgs/%s", eo);
-        if (exchange_get (ex, path, &env, NULL) == 0)
-          org_iv = json_object_get (hzn_envelope_one (env, "orgs", NULL), "heartbeatIntervals");
-        else
-          env = json_null ();
-      }
+  if (!interval_of (node_iv, keys[0]) || !interval_of (node_iv, keys[1]) || !interval_of (node_iv, keys[2]))
+    {
+      cleanup_free char *eo = exchange_escape (ex, cfg->org);
+      cleanup_free char *path = xasprintf ("orgs/%s", eo);
+      if (exchange_get (ex, path, &env, NULL) == 0)
+        org_iv = json_object_get (hzn_envelope_one (env, "orgs", NULL), "heartbeatIntervals");
+    }
   for (int i = 0; i < 3; i++)
     {
       long v = interval_of (node_iv, keys[i]);

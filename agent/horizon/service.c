@@ -14,50 +14,50 @@ service_path (exchange *ex, const struct hzn_service *v, const char *suffix)
   return xasprintf ("orgs/%s/services/%s%s", eo, ei, suffix);
 }
 
-/* Each key listed at base ("ORG/services/SVC" or "ORG/patterns/PAT",
- * under orgs/) into kr, named "exchange:BASE/keys/NAME": the argument
- * `edgefetch trust add --exchange-key` takes.  What cannot be read or
- * is no valid key goes to notes. */
+/* Each key the exchange lists under orgs/ORG/KIND/NAME/keys into kr,
+ * named "exchange:ORG/KIND/NAME/keys/KEY": the argument `edgefetch trust
+ * add --exchange-key` takes.  What cannot be read or is no valid key goes
+ * to notes. */
 static void
-add_listed_keys (exchange *ex, const char *base, vfy_keyring *kr, json_t *notes)
+add_listed_keys (exchange *ex, const char *org, const char *kind, const char *name, vfy_keyring *kr, json_t *notes)
 {
-  cleanup_free char *list = xasprintf ("orgs/%s/keys", base);
-  json_t *names = NULL, *n;
+  cleanup_free char *eo = exchange_escape (ex, org), *en = exchange_escape (ex, name);
+  cleanup_free char *list = xasprintf ("orgs/%s/%s/%s/keys", eo, kind, en);
+  json_t *keys = NULL, *k;
   size_t i;
 
-  if (exchange_get (ex, list, &names, NULL) < 0) /* 404 []: none */
+  if (exchange_get (ex, list, &keys, NULL) < 0) /* 404 []: none */
     return;
-  json_array_foreach (names, i, n)
+  json_array_foreach (keys, i, k)
   {
-    cleanup_free char *en = NULL, *path = NULL, *pem = NULL, *name = NULL;
+    cleanup_free char *ek = NULL, *path = NULL, *pem = NULL, *label = NULL;
     cleanup_err ef_err *e = NULL;
     size_t len;
-    if (!json_is_string (n) || i >= 16)
+    if (!json_is_string (k) || i >= 16)
       continue;
-    en = exchange_escape (ex, json_string_value (n));
-    path = xasprintf ("orgs/%s/keys/%s", base, en);
-    name = xasprintf ("exchange:%s/keys/%s", base, json_string_value (n));
-    if (exchange_get_text (ex, path, &pem, &len, &e) < 0 || vfy_keyring_add_pem (kr, name, pem, len, 0, &e) < 0)
+    ek = exchange_escape (ex, json_string_value (k));
+    path = xasprintf ("%s/%s", list, ek);
+    label = xasprintf ("exchange:%s/%s/%s/keys/%s", org, kind, name, json_string_value (k));
+    if (exchange_get_text (ex, path, &pem, &len, &e) < 0 || vfy_keyring_add_pem (kr, label, pem, len, 0, &e) < 0)
       json_array_append_new (notes, json_string (ef_err_msg (e)));
   }
-  json_decref (names);
+  json_decref (keys);
 }
 
 void
 hzn_exchange_keys (exchange *ex, const struct hzn_service *v, const char *pattern, vfy_keyring *kr, json_t *notes)
 {
   const char *slash = strchr (v->id, '/');
-  cleanup_free char *svc = xasprintf ("%s/services/%s", v->org, slash ? slash + 1 : v->id);
+  const char *ps = pattern ? strchr (pattern, '/') : NULL;
 
-  add_listed_keys (ex, svc, kr, notes);
+  add_listed_keys (ex, v->org, "services", slash ? slash + 1 : v->id, kr, notes);
   /* for the pattern's own services, the pattern's keys too, as anax
    * trusts them with TrustCertUpdatesFromOrg (producer_protocol_handler.go
    * saveSigningKeys) */
-  if (v->top && pattern && strchr (pattern, '/'))
+  if (v->top && ps)
     {
-      const char *ps = strchr (pattern, '/');
-      cleanup_free char *pat = xasprintf ("%.*s/patterns/%s", (int) (ps - pattern), pattern, ps + 1);
-      add_listed_keys (ex, pat, kr, notes);
+      cleanup_free char *po = xstrndup (pattern, (size_t) (ps - pattern));
+      add_listed_keys (ex, po, "patterns", ps + 1, kr, notes);
     }
 }
 
