@@ -44,16 +44,6 @@ install (void)
   json_set_alloc_funcs (counted_malloc, counted_free);
 }
 
-/* One parse under the budget: buf, or fd when buf is NULL. */
-static json_t *
-parse (const char *buf, size_t len, int fd, size_t budget_bytes, const char **why);
-
-json_t *
-ef_json_parse (const char *buf, size_t len, size_t budget_bytes, const char **why)
-{
-  return parse (buf ? buf : "", len, -1, budget_bytes, why);
-}
-
 struct fd_source
 {
   int fd;
@@ -77,18 +67,7 @@ read_fd (void *out, size_t n, void *ud)
   return (size_t) r;
 }
 
-json_t *
-ef_json_parse_fd (int fd, size_t budget_bytes, const char **why)
-{
-  if (lseek (fd, 0, SEEK_SET) < 0)
-    {
-      if (why)
-        *why = "could not be read back";
-      return NULL;
-    }
-  return parse (NULL, 0, fd, budget_bytes, why);
-}
-
+/* One parse under the budget: buf, or fd when buf is NULL. */
 static json_t *
 parse (const char *buf, size_t len, int fd, size_t budget_bytes, const char **why)
 {
@@ -115,4 +94,22 @@ parse (const char *buf, size_t len, int fd, size_t budget_bytes, const char **wh
     }
   exceeded = 0;
   return j;
+}
+
+json_t *
+ef_json_parse (const char *buf, size_t len, size_t budget_bytes, const char **why)
+{
+  return parse (buf ? buf : "", len, -1, budget_bytes, why);
+}
+
+json_t *
+ef_json_parse_fd (int fd, size_t budget_bytes, const char **why)
+{
+  if (lseek (fd, 0, SEEK_SET) < 0)
+    {
+      if (why)
+        *why = "could not be read back";
+      return NULL;
+    }
+  return parse (NULL, 0, fd, budget_bytes, why);
 }
