@@ -41,12 +41,11 @@ key_file_name (const char *name)
   return n > 4 && strcmp (base + n - 4, ".pem") == 0 ? xstrdup (base) : xasprintf ("%s.pem", base);
 }
 
-/* ORG/services/SVC/keys/NAME or ORG/patterns/PAT/keys/NAME: the only
- * paths this command asks the exchange for. */
+/* ORG/services/SVC/keys/NAME or ORG/patterns/PAT/keys/NAME, the only
+ * paths this command asks the exchange for, into its five segments. */
 static bool
-exchange_key_path (const char *p)
+exchange_key_path (const char *p, char seg[5][256])
 {
-  char seg[5][256];
   int n = 0;
 
   for (const char *c = p;; n++)
@@ -70,10 +69,10 @@ fetch_key (const char *config_file, const char *path, char **pem, size_t *len, e
 {
   struct agent_config cfg;
   exchange *ex = NULL;
-  cleanup_free char *url = NULL;
+  char seg[5][256];
   int rc;
 
-  if (!exchange_key_path (path))
+  if (!exchange_key_path (path, seg))
     return ef_err_set (err, EF_USAGE, "--exchange-key must be ORG/services/SERVICE/keys/NAME or "
                                       "ORG/patterns/PATTERN/keys/NAME");
   rc = agent_config_load (&cfg, config_file, err);
@@ -82,20 +81,11 @@ fetch_key (const char *config_file, const char *path, char **pem, size_t *len, e
   rc = exchange_new (&ex, &cfg, &ef_cancel, err);
   if (rc == 0)
     {
-      /* each segment as it is: the names came from the exchange's own listing */
-      cleanup_free char *escaped = xstrdup ("orgs");
-      const char *c = path;
-      while (*c)
-        {
-          const char *slash = strchr (c, '/');
-          cleanup_free char *seg = slash ? xstrndup (c, (size_t) (slash - c)) : xstrdup (c);
-          cleanup_free char *e = exchange_escape (ex, seg);
-          char *more = xasprintf ("%s/%s", escaped, e);
-          free (escaped);
-          escaped = more;
-          c = slash ? slash + 1 : c + strlen (c);
-        }
-      rc = exchange_get_text (ex, escaped, pem, len, err);
+      /* the names as the exchange's own listing gave them, each escaped */
+      cleanup_free char *o = exchange_escape (ex, seg[0]), *n = exchange_escape (ex, seg[2]);
+      cleanup_free char *k = exchange_escape (ex, seg[4]);
+      cleanup_free char *url = xasprintf ("orgs/%s/%s/%s/keys/%s", o, seg[1], n, k);
+      rc = exchange_get_text (ex, url, pem, len, err);
       if (rc == -EF_NOTFOUND)
         {
           ef_err_clear (err);
