@@ -39,11 +39,11 @@ struct serve_args
   bool public;
 };
 
+/* 127.0.0.0/8: the server listens on IPv4 addresses only. */
 static bool
 loopback (const char *listen)
 {
-  return strncmp (listen, "127.", 4) == 0 || strncmp (listen, "localhost:", 10) == 0
-         || strncmp (listen, "[::1]:", 6) == 0;
+  return strncmp (listen, "127.", 4) == 0;
 }
 
 static int
@@ -93,7 +93,7 @@ parse_args (int argc, char **argv, struct serve_args *a, bool *done)
       }
   if (optind != argc)
     return cli_usage_error ("serve", "no arguments expected");
-  if (a->so.tls_cert == NULL && strncmp (a->so.listen, "127.", 4) != 0)
+  if (a->so.tls_cert == NULL && !loopback (a->so.listen))
     return cli_usage_error ("serve", "plain HTTP listens on loopback only (127.0.0.0/8); give --tls-cert and --tls-key");
   /* a cache that fetches with credentials hands what they unlock to its
    * clients: off loopback, only to clients it checked, unless meant */
