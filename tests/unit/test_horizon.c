@@ -12,6 +12,17 @@ change (const char *org, const char *resource, const char *id)
   return json_pack ("{s:s, s:s, s:s, s:s}", "orgId", org, "resource", resource, "id", id, "operation", "modified");
 }
 
+/* Whether a change record of resource and id in org concerns the node. */
+static bool
+relevant (json_t *svc, const char *org, const char *resource, const char *id)
+{
+  json_t *c = change (org, resource, id);
+  bool r = hzn_change_relevant (c, svc);
+
+  json_decref (c);
+  return r;
+}
+
 /* The node's services by org and url; a change names a service by the
  * exchange's formId (scheme stripped, $!*,;/?@&~=% as '-') and version. */
 static void
@@ -19,28 +30,15 @@ changes__a_service_of_the_node_in_any_version (void **state)
 {
   json_t *svc = json_pack ("[{s:s, s:s}, {s:s, s:s}]", "org", "myorg", "url", "example.com.web", "org", "IBM", "url",
                            "https://bluehorizon.network/service-gps");
-  json_t *c;
 
   (void) state;
-  c = change ("myorg", "service", "example.com.web_2.0.0_amd64");
-  assert_true (hzn_change_relevant (c, svc));
-  json_decref (c);
-  c = change ("myorg", "servicedockauths", "example.com.web_1.0.0_arm64");
-  assert_true (hzn_change_relevant (c, svc));
-  json_decref (c);
-  c = change ("IBM", "servicekeys", "bluehorizon.network-service-gps_2.0.3_amd64");
-  assert_true (hzn_change_relevant (c, svc));
-  json_decref (c);
+  assert_true (relevant (svc, "myorg", "service", "example.com.web_2.0.0_amd64"));
+  assert_true (relevant (svc, "myorg", "servicedockauths", "example.com.web_1.0.0_arm64"));
+  assert_true (relevant (svc, "IBM", "servicekeys", "bluehorizon.network-service-gps_2.0.3_amd64"));
   /* another org's service of the same url, a longer url, a policy */
-  c = change ("otherorg", "service", "example.com.web_2.0.0_amd64");
-  assert_false (hzn_change_relevant (c, svc));
-  json_decref (c);
-  c = change ("myorg", "service", "example.com.webx_2.0.0_amd64");
-  assert_false (hzn_change_relevant (c, svc));
-  json_decref (c);
-  c = change ("myorg", "servicepolicies", "example.com.web_2.0.0_amd64");
-  assert_false (hzn_change_relevant (c, svc));
-  json_decref (c);
+  assert_false (relevant (svc, "otherorg", "service", "example.com.web_2.0.0_amd64"));
+  assert_false (relevant (svc, "myorg", "service", "example.com.webx_2.0.0_amd64"));
+  assert_false (relevant (svc, "myorg", "servicepolicies", "example.com.web_2.0.0_amd64"));
   json_decref (svc);
 }
 
