@@ -30,7 +30,7 @@ static const char pull_usage[] =
     "  --verify-key FILE             a cosign public key: require a valid signature\n"
     "  --runtime docker[:SOCK] | podman[:SOCK] | containerd[:SOCK[:NS]]  hand the image over\n"
     "  --keep-layers                 keep the layers in the store after a handoff too\n"
-    "  --jobs N                      parallel blob downloads (default 4)\n"
+    "  --jobs N                      connections at most (default 16: 4 at first, more while they carry more)\n"
     "  --limit-rate RATE             cap on the whole pull's download rate, as 500K or 2M (also EDGEFETCH_LIMIT_RATE)\n"
     "  --json                        one JSON object on stdout\n"
     "  --quiet                       no progress\n";
@@ -230,7 +230,7 @@ cmd_pull (int argc, char **argv)
   a.store = cli_env ("EDGEFETCH_STORE", EF_DEFAULT_STORE);
   a.runtime = cli_env ("EDGEFETCH_RUNTIME", NULL);
   a.limit_rate = cli_env ("EDGEFETCH_LIMIT_RATE", NULL);
-  a.jobs = 4;
+  a.jobs = 16;
   rc = parse_args (argc, argv, &a, &done);
   if (rc != 0 || done)
     return rc;

@@ -51,7 +51,7 @@ reg_client_new (reg_client **out, const struct reg_client_opts *o, ef_err **err)
   c->spool_dir = o->spool_dir ? xstrdup (o->spool_dir) : NULL;
   c->o.spool_dir = c->spool_dir;
   if (c->o.jobs <= 0)
-    c->o.jobs = 4;
+    c->o.jobs = 16;
   if (c->o.low_speed_limit <= 0)
     c->o.low_speed_limit = 1024;
   if (c->o.low_speed_time <= 0)

@@ -20,7 +20,7 @@
 struct reg_client_opts
 {
   struct reg_session_opts session;
-  int jobs;                            /* parallel blob transfers (default 4) */
+  int jobs;                            /* connections for blobs at most (default 16) */
   long low_speed_limit;                /* bytes/s under which ... */
   long low_speed_time;                 /* ... for this many seconds a transfer counts as stalled */
   int max_attempts;                    /* per request, without progress (default 6) */

@@ -18,6 +18,7 @@
 #include "../../common/util.h"
 #include "../../common/digest.h"
 #include "../manifest.h"
+#include "ranges.h"
 #include "store.h"
 
 #define STREAM_CHUNK (128 * 1024)
@@ -265,6 +266,27 @@ reg_store_available (const reg_store *s)
   return (int64_t) v.f_bavail * (int64_t) v.f_frsize;
 }
 
+/* What the record of a blob fetched in pieces (ranges.h) names: in
+ * all (*total), and from byte 0 on (the return); -1 without a record. */
+static int64_t
+recorded (const reg_store *s, const char *digest, int64_t size, int64_t *total)
+{
+  cleanup_free char *path = xasprintf ("%s/ingest/%s.ranges", s->dir, digest + 7);
+  cleanup_free char *text = NULL;
+  struct ranges r = { 0 };
+  int64_t front;
+  size_t len;
+
+  if (ef_read_file (path, RANGES_FILE_MAX, &text, &len) < 0)
+    return -1;
+  ranges_parse (&r, text, len, size, NULL);
+  front = ranges_end_at (&r, 0);
+  if (total)
+    *total = ranges_total (&r);
+  ranges_dispose (&r);
+  return front;
+}
+
 int64_t
 reg_store_partial (const reg_store *s, const char *digest)
 {
@@ -274,7 +296,13 @@ reg_store_partial (const reg_store *s, const char *digest)
   if (ef_digest_parse (digest, NULL, NULL) < 0)
     return 0;
   part = xasprintf ("%s/ingest/%s.part", s->dir, digest + 7);
-  return stat (part, &st) == 0 ? st.st_size : 0;
+  if (stat (part, &st) < 0)
+    return 0;
+  /* a blob in pieces has holes: what it takes is what is allocated,
+     recorded or not (a disk that filled up may have kept more) */
+  if (recorded (s, digest, -1, NULL) >= 0 && (int64_t) st.st_blocks * 512 < st.st_size)
+    return (int64_t) st.st_blocks * 512;
+  return st.st_size;
 }
 
 int
@@ -386,10 +414,17 @@ follow (reg_blob_reader *r)
 
   for (;;)
     {
-      if (fstat (r->fd, &st) < 0 || st.st_size < pos)
+      int64_t have;
+      if (fstat (r->fd, &st) < 0)
+        return -1;
+      /* a blob that comes in pieces has holes: only its front counts */
+      have = st.st_nlink > 0 ? recorded (r->s, r->digest, r->size, NULL) : -1;
+      if (have < 0 || have > st.st_size)
+        have = st.st_size;
+      if (have < pos && st.st_size < pos)
         return -1; /* started over: what was sent is not the blob */
-      if (st.st_size > pos)
-        return st.st_size - pos;
+      if (have > pos)
+        return have - pos;
       if (st.st_nlink == 0 && !reg_store_has (r->s, r->digest, r->size))
         return -1; /* removed without being adopted: it did not match */
       if (!*r->arriving)

@@ -2,6 +2,7 @@
  *
  * Layout under DIR:  blobs/sha256/<hex>    verified content, read-only
  *                    ingest/<hex>.part     bytes of a blob being fetched
+ *                    ingest/<hex>.ranges   which, when it came in pieces
  *                    images.json           the images held, by name (for gc)
  *                    gc.lock               shared while open, exclusive for gc
  * A blob reaches blobs/ only through reg_store_put() or
@@ -9,8 +10,9 @@
  * rename: nothing unverified is ever visible under blobs/.  What leaves
  * the store is hashed again unless this process verified it, and a blob
  * found damaged is removed, to be fetched anew.
- * store.c holds the blobs, ingest.c the blobs being fetched, images.c
- * the records and gc. */
+ * store.c holds the blobs, ingest.c the blobs being fetched (ranges.c
+ * the record of their pieces, writer.c the thread that writes them),
+ * images.c the records and gc. */
 #ifndef EF_STORE_H
 #define EF_STORE_H
 
@@ -129,6 +131,20 @@ int reg_ingest_open (reg_ingest **out, reg_store *s, const char *digest, int64_t
 void reg_ingest_use_writer (reg_ingest *i, reg_writer *w);
 int64_t reg_ingest_offset (const reg_ingest *i);
 int reg_ingest_write (reg_ingest *i, const void *buf, size_t len, ef_err **err);
+/* The ranges [from, to) of the blob not on disk (at most max; how many). */
+size_t reg_ingest_missing (reg_ingest *i, int64_t (*out)[2], size_t max);
+/* A piece [from, to) of the blob, written in place as its bytes come,
+ * while other pieces come at once; the bytes of pieces are recorded on
+ * disk (ingest/<hex>.ranges, at most a second behind and never ahead of
+ * the bytes themselves), so that a cut, a kill or a reboot costs only
+ * what is missing.  Close every piece before commit or restart. */
+typedef struct reg_ingest_seg reg_ingest_seg;
+int reg_ingest_seg_open (reg_ingest *i, int64_t from, int64_t to, reg_ingest_seg **out, ef_err **err);
+/* Bytes beyond the piece are refused (EF_VERIFY). */
+int reg_ingest_seg_write (reg_ingest_seg *g, const void *buf, size_t len, ef_err **err);
+int64_t reg_ingest_seg_pos (const reg_ingest_seg *g);
+/* Hand its last bytes on and close it (NULL: nothing). */
+int reg_ingest_seg_close (reg_ingest_seg *g, ef_err **err);
 /* Start over from byte 0 (the server ignored Range). */
 int reg_ingest_restart (reg_ingest *i, ef_err **err);
 /* Check size and digest, fsync, rename into blobs/.  A mismatch removes

@@ -1,11 +1,18 @@
 /* blobs.c: see blobs.h.  The engine: a libcurl multi handle running up
  * to the client's jobs at once, within its rate cap and download window;
- * each attempt of a blob is prepared and judged by blobs_job.c. */
+ * how many run grows while what they carry together grows.  pieces.c
+ * cuts the blobs into pieces; each transfer of one is prepared and judged
+ * by blobs_job.c. */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "blobs_job.h"
+
+#define START_CONNS 4     /* transfers at first; more while goodput grows */
+#define PROBE_MIN_MS 1000 /* goodput is measured over at least this long ... */
+#define PROBE_RTTS 8      /* ... and this many of the slowest connection's set-up times */
+#define PROBE_GAIN 1.15   /* more transfers that carry less than this much more: enough */
 
 /* Set up x and its jobs; the same blob twice in one image is fetched once. */
 static int
@@ -27,6 +34,11 @@ xfer_init (struct xfer *x, reg_client *c, const struct reg_ref *ref, const struc
   x->scope = reg_client_scope (ref);
   x->n = x->remaining = n;
   x->jobs = xcalloc (n ? n : 1, sizeof *x->jobs);
+  x->cap = reg_client_opts (c)->jobs;
+  x->limit = x->cap < START_CONNS ? x->cap : START_CONNS;
+  x->conns = xcalloc ((size_t) x->cap, sizeof *x->conns);
+  for (int k = 0; k < x->cap; k++)
+    ef_buf_init (&x->conns[k].errbody, ERRBODY_MAX);
   for (size_t i = 0; i < n; i++)
     {
       struct job *j = &x->jobs[i];
@@ -35,7 +47,6 @@ xfer_init (struct xfer *x, reg_client *c, const struct reg_ref *ref, const struc
       j->d = descs[i];
       j->route = -1;
       j->result = per ? &per[i] : NULL;
-      ef_buf_init (&j->errbody, ERRBODY_MAX);
       for (size_t k = 0; k < i; k++)
         if (strcmp (descs[k]->digest, descs[i]->digest) == 0)
           {
@@ -49,28 +60,36 @@ xfer_init (struct xfer *x, reg_client *c, const struct reg_ref *ref, const struc
   x->m = curl_multi_init ();
   if (x->m == NULL)
     return ef_err_set (err, EF_LOCAL, "libcurl: out of handles");
-  rc = reg_writer_new (&x->writer, (size_t) reg_client_opts (c)->jobs, err);
+  rc = reg_writer_new (&x->writer, (size_t) (x->cap < 8 ? x->cap : 8), err);
   if (rc < 0)
     return rc;
-  curl_multi_setopt (x->m, CURLMOPT_MAX_HOST_CONNECTIONS, (long) reg_client_opts (c)->jobs);
+  curl_multi_setopt (x->m, CURLMOPT_MAX_HOST_CONNECTIONS, (long) x->cap);
   return 0;
 }
 
 static void
 xfer_dispose (struct xfer *x)
 {
+  for (int k = 0; k < x->cap; k++)
+    {
+      struct conn *c = &x->conns[k];
+      if (c->j)
+        {
+          curl_multi_remove_handle (x->m, c->e);
+          reg_ingest_seg_close (c->seg, NULL);
+        }
+      if (c->e)
+        curl_easy_cleanup (c->e);
+      ef_buf_dispose (&c->errbody);
+      ef_err_free (c->werr);
+    }
   for (size_t i = 0; i < x->n; i++)
     {
-      struct job *j = &x->jobs[i];
-      if (j->state == JOB_RUNNING)
-        curl_multi_remove_handle (x->m, j->e);
-      if (j->e)
-        curl_easy_cleanup (j->e);
-      reg_ingest_free (j->ing); /* partial bytes stay for a resume */
-      ef_buf_dispose (&j->errbody);
-      ef_err_free (j->werr);
-      free (j->url);
+      reg_ingest_free (x->jobs[i].ing); /* partial bytes stay for a resume */
+      free (x->jobs[i].url);
+      free (x->jobs[i].todo);
     }
+  free (x->conns);
   free (x->jobs);
   reg_writer_free (x->writer);
   if (x->m)
@@ -97,48 +116,101 @@ window_closed (const struct xfer *x)
   return o->may_fetch && !o->may_fetch (o->may_fetch_ud);
 }
 
-/* Start what may start now; *wait is how long until the next may. */
+/* Open j if it is not yet; false when there is nothing to fetch of it now. */
+static int
+job_ready (struct xfer *x, struct job *j, int64_t now, int64_t *wait, ef_err **err)
+{
+  enum prep p;
+  int rc;
+
+  if (j->state == JOB_DONE)
+    return 0;
+  if (j->not_before > now)
+    {
+      if (j->not_before - now < *wait)
+        *wait = j->not_before - now;
+      return 0;
+    }
+  if (j->state == JOB_OPEN)
+    return 1;
+  if (window_closed (x) && !reg_store_has (x->s, j->d->digest, j->d->size))
+    return ef_err_set (err, EF_NET, "outside the download window: %zu blobs wait", x->remaining);
+  rc = pieces_open (j, &p, err);
+  if (rc < 0)
+    return rc;
+  if (p == PREP_BUSY)
+    {
+      j->not_before = now + BUSY_WAIT_MS;
+      if (*wait > BUSY_WAIT_MS)
+        *wait = BUSY_WAIT_MS;
+      return 0;
+    }
+  if (p == PREP_DONE || j->ntodo == 0)
+    {
+      if (p != PREP_DONE && (rc = reg_ingest_commit (j->ing, err)) < 0)
+        return rc;
+      job_done (j);
+      return 0;
+    }
+  j->state = JOB_OPEN;
+  return 1;
+}
+
+static struct conn *
+free_conn (struct xfer *x)
+{
+  for (int k = 0; k < x->cap; k++)
+    if (x->conns[k].j == NULL)
+      return &x->conns[k];
+  return NULL;
+}
+
+static int
+start (struct xfer *x, struct job *j, int64_t from, int64_t to, ef_err **err)
+{
+  struct conn *k = free_conn (x);
+  int rc = conn_prepare (k, j, from, to, err);
+
+  if (rc < 0)
+    return rc;
+  curl_multi_add_handle (x->m, k->e);
+  x->active++;
+  x->shared_for = -1;
+  return 0;
+}
+
+/* Start what may start now; *wait is how long until the next may.  The
+ * blobs are served in order: the first one's pieces before the next. */
 static int
 start_ready (struct xfer *x, int64_t *wait, ef_err **err)
 {
-  int64_t now = ef_now_ms ();
+  int64_t now = ef_now_ms (), from, to;
+  struct job *first = NULL;
 
-  for (size_t i = 0; i < x->n && x->active < x->max_active; i++)
+  for (size_t i = 0; i < x->n && x->active < x->limit; i++)
     {
       struct job *j = &x->jobs[i];
-      enum prep p;
-      int rc;
-
-      if (j->state != JOB_QUEUED)
-        continue;
-      if (j->not_before > now)
-        {
-          if (j->not_before - now < *wait)
-            *wait = j->not_before - now;
-          continue;
-        }
-      if (window_closed (x) && j->ing == NULL && !reg_store_has (x->s, j->d->digest, j->d->size))
-        return ef_err_set (err, EF_NET, "outside the download window: %zu blobs wait", x->remaining);
-      rc = blob_job_prepare (j, &p, err);
+      int rc = job_ready (x, j, now, wait, err);
       if (rc < 0)
         return rc;
-      if (p == PREP_DONE)
-        job_done (j);
-      else if (p == PREP_BUSY)
-        {
-          j->not_before = now + BUSY_WAIT_MS;
-          if (*wait > BUSY_WAIT_MS)
-            *wait = BUSY_WAIT_MS;
-        }
-      else
-        {
-          j->state = JOB_RUNNING;
-          curl_multi_add_handle (x->m, j->e);
-          x->active++;
-          x->shared_for = -1;
-        }
+      if (j->state != JOB_DONE && first == NULL)
+        first = j;
+      while (rc > 0 && x->active < x->limit && pieces_take (j, &from, &to))
+        if ((rc = start (x, j, from, to, err)) < 0)
+          return rc;
+      if (x->in_order && j->state != JOB_DONE)
+        break;
     }
-  return 0;
+  /* the end game: a free connection takes half of the slowest piece */
+  for (;;)
+    {
+      struct job *j = x->in_order ? first : NULL;
+      int rc;
+      if (x->active == 0 || x->active >= x->limit || !pieces_steal (x, &j, &from, &to))
+        return 0;
+      if ((rc = start (x, j, from, to, err)) < 0)
+        return rc;
+    }
 }
 
 /* Look at the transfers that ended. */
@@ -150,18 +222,19 @@ reap (struct xfer *x, ef_err **err)
 
   while ((msg = curl_multi_info_read (x->m, &left)) != NULL)
     {
+      struct conn *k;
       struct job *j;
       enum verdict v;
       int rc;
 
       if (msg->msg != CURLMSG_DONE)
         continue;
-      curl_easy_getinfo (msg->easy_handle, CURLINFO_PRIVATE, (char **) &j);
-      curl_multi_remove_handle (x->m, j->e);
+      curl_easy_getinfo (msg->easy_handle, CURLINFO_PRIVATE, (char **) &k);
+      curl_multi_remove_handle (x->m, k->e);
       x->active--;
       x->shared_for = -1;
-      j->state = JOB_QUEUED;
-      rc = blob_job_finish (j, msg->data.result, &v, err);
+      j = k->j;
+      rc = conn_finish (k, msg->data.result, &v, err);
       if (rc < 0)
         return rc;
       if (v == JOB_COMMITTED)
@@ -176,13 +249,55 @@ reap (struct xfer *x, ef_err **err)
 static void
 share_rate (struct xfer *x)
 {
-  int n = 0;
+  for (int k = 0; x->rate && x->active > 0 && k < x->cap; k++)
+    if (x->conns[k].j)
+      curl_easy_setopt (x->conns[k].e, CURLOPT_MAX_RECV_SPEED_LARGE, (curl_off_t) (x->rate / x->active));
+}
 
-  for (size_t i = 0; i < x->n; i++)
-    n += x->jobs[i].state == JOB_RUNNING;
-  for (size_t i = 0; x->rate && n > 0 && i < x->n; i++)
-    if (x->jobs[i].state == JOB_RUNNING)
-      curl_easy_setopt (x->jobs[i].e, CURLOPT_MAX_RECV_SPEED_LARGE, (curl_off_t) (x->rate / n));
+/* How many transfers may run: from START_CONNS up, while it pays.  With
+ * every allowed transfer running for a probe's time, the goodput of the
+ * next probe is compared with the last: grown by PROBE_GAIN, twice as
+ * many may run; not, and that is where it stays.  On a lossy link each
+ * TCP stream carries a fraction of the rate (Mathis: MSS/RTT x 1.22/√p),
+ * so it takes several to fill it; on a clean one, more gain nothing. */
+static void
+grow (struct xfer *x)
+{
+  int64_t now = ef_now_ms (), span = PROBE_MIN_MS;
+  double rate;
+
+  if (x->grown_enough || x->limit >= x->cap || x->rate)
+    return;
+  if (x->active < x->limit)
+    {
+      x->probe_ms = 0; /* not enough to do for more: measure again when there is */
+      return;
+    }
+  for (int k = 0; k < x->cap; k++)
+    {
+      curl_off_t us = 0;
+      if (x->conns[k].j && curl_easy_getinfo (x->conns[k].e, CURLINFO_APPCONNECT_TIME_T, &us) == CURLE_OK
+          && us / 1000 * PROBE_RTTS > span)
+        span = us / 1000 * PROBE_RTTS;
+    }
+  if (x->probe_ms == 0)
+    {
+      x->probe_ms = now;
+      x->probe_bytes = x->stats->bytes_fetched;
+      return;
+    }
+  if (now - x->probe_ms < span)
+    return;
+  rate = (double) (x->stats->bytes_fetched - x->probe_bytes) * 1000.0 / (double) (now - x->probe_ms);
+  x->probe_ms = now;
+  x->probe_bytes = x->stats->bytes_fetched;
+  if (x->probe_rate > 0 && rate < PROBE_GAIN * (double) x->probe_rate)
+    {
+      x->grown_enough = true;
+      return;
+    }
+  x->probe_rate = (int64_t) rate;
+  x->limit = x->limit * 2 > x->cap ? x->cap : x->limit * 2;
 }
 
 int
@@ -196,7 +311,7 @@ reg_blobs_fetch (reg_client *c, const struct reg_ref *ref, const struct reg_desc
 
   x.progress = o ? o->progress : NULL;
   x.payload = o ? o->payload : NULL;
-  x.max_active = o && o->in_order ? 1 : reg_client_opts (c)->jobs;
+  x.in_order = o && o->in_order;
   x.stats = stats;
   rc = xfer_init (&x, c, ref, descs, n, s, per, err);
   while (rc == 0 && x.remaining > 0)
@@ -229,6 +344,7 @@ reg_blobs_fetch (reg_client *c, const struct reg_ref *ref, const struct reg_desc
         }
       curl_multi_perform (x.m, &running);
       rc = reap (&x, err);
+      grow (&x);
       /* a transfer that ended frees a slot: fill it now, not after a poll */
       if (rc == 0 && x.remaining > 0 && x.shared_for >= 0)
         curl_multi_poll (x.m, NULL, 0, (int) (wait > 0 ? wait : 1), NULL);

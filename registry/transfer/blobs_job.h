@@ -1,6 +1,8 @@
 /* blobs_job.h: inside the transfer engine (blobs.h): one fetch of the
- * engine (struct xfer) and one blob of it (struct job).  blobs.c runs
- * the transfers; blobs_job.c decides each attempt of one blob: its host,
+ * engine (struct xfer), one blob of it (struct job) and one transfer of
+ * a piece of a blob over one connection (struct conn).  blobs.c runs the
+ * transfers and decides how many run at once; pieces.c cuts blobs into
+ * pieces and hands them out; blobs_job.c decides each transfer: its host,
  * its request, what its answer means. */
 #ifndef EF_BLOBS_JOB_H
 #define EF_BLOBS_JOB_H
@@ -17,11 +19,12 @@
 #define ERRBODY_MAX 65536
 #define PROGRESS_MIN (64 * 1024) /* bytes that count as progress for the retry budget */
 #define BUSY_WAIT_MS 250         /* another edgefetch holds the blob: look again */
+#define PIECES_FROM (4 << 20)    /* a blob this big or bigger is fetched in pieces */
 
 enum job_state
 {
-  JOB_QUEUED,
-  JOB_RUNNING,
+  JOB_QUEUED,  /* nothing open yet */
+  JOB_OPEN,    /* its ingest is open: pieces to fetch, or under way */
   JOB_DONE,
 };
 
@@ -29,8 +32,8 @@ enum job_state
 enum job_fault
 {
   FAULT_NONE,
-  FAULT_RANGE,  /* a 206 for another range than the one asked for */
-  FAULT_WRITE,  /* the store refused the bytes: werr says why */
+  FAULT_RANGE, /* a 206 for another range than the one asked for, or a 200 beside other pieces */
+  FAULT_WRITE, /* the store refused the bytes: werr says why */
 };
 
 struct xfer;
@@ -40,19 +43,34 @@ struct job
   struct xfer *x;
   const struct reg_desc *d;
   struct reg_blob_result *result; /* for the caller, or NULL */
-  long route;    /* index into x->routes */
+  long route;             /* index into x->routes */
   unsigned mirrors_wrote; /* routes (bit per index) whose bytes are in the ingest */
   enum job_state state;
   reg_ingest *ing;
-  CURL *e;
   char *url;
+  int conns;            /* transfers of it running */
+  int64_t (*todo)[2];   /* pieces no transfer has taken yet, in order */
+  size_t ntodo, todo_cap;
+  int64_t counted;      /* of its bytes in x->done */
   int attempts;         /* consecutive failures without progress */
-  int64_t start_offset; /* offset when this attempt began */
+  int64_t failed_at;    /* ms of the last failure counted: those of transfers begun before it are the same one */
   int64_t not_before;   /* ms, for backoff */
+  bool whole;           /* in one stream: small, a registry without ranges, or after a mismatch */
   bool resumed;         /* began from bytes an earlier run left ... */
   int64_t resumed_bytes; /* ... this many */
   bool restarted;       /* ... and was started over once after a mismatch */
   bool reauthed;
+};
+
+struct conn
+{
+  struct job *j; /* NULL: free */
+  CURL *e;
+  reg_ingest_seg *seg;
+  int64_t from, to; /* the piece: [from, to); to moves down when another transfer takes its end */
+  int64_t asked_to; /* what the request asked for */
+  int64_t begun_ms;
+  long route;
   bool checked; /* status of this response looked at */
   long status;
   enum job_fault fault;
@@ -69,8 +87,10 @@ struct xfer
   struct http_retry *retry;
   reg_routes *routes;
   unsigned authorized; /* routes (bit per index) authorized for scope */
-  int64_t rate;         /* the cap, bytes/s for all transfers together; 0: none */
-  int shared_for;       /* running transfers when the cap was last shared out; -1: one started or ended */
+  unsigned ranges_ok;  /* routes that answered a range with that range */
+  unsigned ranges_bad; /* routes that did not */
+  int64_t rate;        /* the cap, bytes/s for all transfers together; 0: none */
+  int shared_for;      /* running transfers when the cap was last shared out; -1: one started or ended */
   const struct reg_ref *ref;
   reg_store *s;
   char *scope;
@@ -80,9 +100,14 @@ struct xfer
   struct reg_fetch_stats *stats;
   int64_t last_progress;
   struct job *jobs;
-  reg_writer *writer; /* hashes and writes while we receive */
   size_t n, remaining;
-  int active, max_active;
+  bool in_order;       /* blobs one after the other (their pieces at once) */
+  struct conn *conns;  /* cap of them */
+  int active, limit, cap; /* running transfers, how many may run now, and at most */
+  /* how many may run: grown while goodput grows (blobs.c) */
+  int64_t probe_ms, probe_bytes, probe_rate;
+  bool grown_enough;
+  reg_writer *writer; /* hashes and writes while we receive */
   CURLM *m;
 };
 
@@ -101,9 +126,31 @@ enum verdict
 
 /* Tell the caller's progress function (at most every 100 ms unless force). */
 void blob_report (struct xfer *x, bool force);
-/* Prepare the next attempt of j; *p says what comes next. */
-int blob_job_prepare (struct job *j, enum prep *p, ef_err **err);
-/* Decide what a finished attempt of j (libcurl's result res) means. */
-int blob_job_finish (struct job *j, CURLcode res, enum verdict *v, ef_err **err);
+/* Count n more (or, negative, fewer) of j's bytes as done. */
+void blob_count (struct job *j, int64_t n);
+
+/* pieces.c: open j's ingest and plan its pieces (*p: PREP_DONE when it
+ * is in the store, PREP_BUSY while another edgefetch fetches it). */
+int pieces_open (struct job *j, enum prep *p, ef_err **err);
+/* The next piece of j for a transfer, into *from, *to; false when none
+ * is left to take (j->whole: one transfer at a time). */
+bool pieces_take (struct job *j, int64_t *from, int64_t *to);
+/* Give [from, to) back to j, to be taken first. */
+void pieces_give_back (struct job *j, int64_t from, int64_t to);
+/* Cut the running transfer of x (of *j only, unless *j is NULL) with
+ * most left in two: its end goes into *from, *to and its blob into *j
+ * (the end game: a free connection helps the slowest); false if none is
+ * worth it. */
+bool pieces_steal (struct xfer *x, struct job **j, int64_t *from, int64_t *to);
+/* Throw j's pieces away and start it over in one stream from byte 0. */
+int pieces_restart_whole (struct job *j, ef_err **err);
+
+/* blobs_job.c: set k up to fetch [from, to) of j. */
+int conn_prepare (struct conn *k, struct job *j, int64_t from, int64_t to, ef_err **err);
+/* Decide what a finished transfer (libcurl's result res) means; *v is
+ * JOB_COMMITTED when it was the blob's last and the blob is in. */
+int conn_finish (struct conn *k, CURLcode res, enum verdict *v, ef_err **err);
+/* Stop every transfer of j now (their bytes stay). */
+void conn_stop_job (struct xfer *x, struct job *j);
 
 #endif

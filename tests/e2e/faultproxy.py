@@ -14,12 +14,15 @@ change it while a pull runs:
   retry_after    ... and this Retry-After (seconds)
   redirect_blobs answer blob requests with 307 to this base URL (another host)
   corrupt        flip the first byte of every blob body (a lying mirror)
+  corrupt_ranges flip the first byte of every 206 blob body (a registry whose
+                 ranges lie, whole blobs right)
 
 It writes counters to --stats (JSON): blob body bytes sent, blob GETs (and HEADs),
 requests that carried Range, 429s sent, cuts made, redirects, requests
 that came with an Authorization header (client_auth), with containerd's
 ?ns= (ns_queries) or an X-Edge-Site header, manifests asked by tag and by
-digest, blobs corrupted, and the most blob bodies it sent at once
+digest, blobs corrupted, the most blob bodies it sent at once
+(bodies_in_flight_max) and the most distinct blobs among them
 (blobs_in_flight_max).
 """
 import argparse
@@ -69,11 +72,16 @@ class Handler(BaseHTTPRequestHandler):
                 self.save()
 
     def fly(self, d):
-        """One more (d=1) or one fewer (d=-1) blob body on its way."""
+        """One more (d=1) or one fewer (d=-1) body of this request's blob on its way."""
+        blob = self.path.rsplit("/", 1)[-1]
         with self.server.lock:
-            self.server.flying += d
-            top = max(self.server.flying, self.server.stats.get("blobs_in_flight_max", 0))
-            self.server.stats["blobs_in_flight_max"] = top
+            f = self.server.flying
+            f[blob] = f.get(blob, 0) + d
+            if f[blob] == 0:
+                del f[blob]
+            st = self.server.stats
+            st["blobs_in_flight_max"] = max(len(f), st.get("blobs_in_flight_max", 0))
+            st["bodies_in_flight_max"] = max(sum(f.values()), st.get("bodies_in_flight_max", 0))
             self.save()
 
     def take(self, key, limit):
@@ -151,7 +159,8 @@ class Handler(BaseHTTPRequestHandler):
         cutting = (blob and 0 < cut < length and r.status in (200, 206)
                    and self.take("cut", int(ctl.get("cut_count", 0))))
         sent, start = 0, time.monotonic()
-        self.corrupt = blob and bool(ctl.get("corrupt")) and r.status in (200, 206)
+        self.corrupt = blob and ((bool(ctl.get("corrupt")) and r.status in (200, 206))
+                                 or (bool(ctl.get("corrupt_ranges")) and r.status == 206))
         flying = blob and r.status in (200, 206)
         if flying:
             self.fly(1)
@@ -211,7 +220,7 @@ def main():
     opts = ap.parse_args()
     srv = ThreadingHTTPServer(("127.0.0.1", opts.port), Handler)
     srv.daemon_threads = True
-    srv.opts, srv.lock, srv.stats, srv.used, srv.flying = opts, threading.Lock(), {}, {}, 0
+    srv.opts, srv.lock, srv.stats, srv.used, srv.flying = opts, threading.Lock(), {}, {}, {}
     srv.upctx = ssl.create_default_context(cafile=opts.ca)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(opts.cert, opts.key)

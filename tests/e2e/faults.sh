@@ -88,7 +88,7 @@ check "registry restart: image complete (manifest, config, 5 layers)" [ "$(ls "$
 # ---- connections cut mid-body ----
 S=$T/s-cut
 b0=$(blob_bytes)
-ctl '{"cut_after": 1000000, "cut_count": 3}'
+ctl '{"cut_after": 200000, "cut_count": 3}'
 run 0 "connection cut mid-body three times: the pull completes" efp --store "$S" "$P/edge/mid:1.0"
 check "cuts: three were made" [ "$(stat_of cuts)" = 3 ]
 check "cuts: resumed with Range" [ "$(stat_of range_requests)" -ge 3 ]

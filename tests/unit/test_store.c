@@ -6,6 +6,7 @@
 
 #include "../../registry/store/store.h"
 #include "../../common/digest.h"
+#include "../../common/file.h"
 #include "vectors.h"
 
 static char *
@@ -181,6 +182,105 @@ ingest__resume_and_verify (void **state)
   rmtree (dir);
 }
 
+/* A blob in three pieces, written out of order through the writer
+ * thread, closed half-way ("killed"), reopened: only the gap is missing,
+ * the hash (read back over the pieces) still matches at commit. */
+static void
+ingest__pieces_out_of_order_resume_only_the_gap (void **state)
+{
+  cleanup_free char *dir = tmpdir ();
+  static char data[1 << 20];
+  char d[EF_DIGEST_LEN + 1];
+  int64_t missing[8][2];
+  reg_store *s = NULL;
+  reg_ingest *i = NULL;
+  reg_ingest_seg *a = NULL, *b = NULL;
+  reg_writer *w = NULL;
+  bool busy;
+
+  (void) state;
+  for (size_t k = 0; k < sizeof data; k++)
+    data[k] = (char) (k * 13 + k / 4099);
+  ef_digest_buf (data, sizeof data, d);
+  assert_int_equal (reg_store_open (&s, dir, NULL), 0);
+  assert_int_equal (reg_writer_new (&w, 2, NULL), 0);
+  assert_int_equal (reg_ingest_open (&i, s, d, sizeof data, &busy, NULL), 0);
+  reg_ingest_use_writer (i, w);
+  assert_int_equal (reg_ingest_seg_open (i, 600000, sizeof data, &b, NULL), 0);
+  assert_int_equal (reg_ingest_seg_open (i, 0, 300000, &a, NULL), 0);
+  for (size_t off = 600000; off < sizeof data; off += 1000)
+    assert_int_equal (reg_ingest_seg_write (b, data + off, off + 1000 > sizeof data ? sizeof data - off : 1000, NULL), 0);
+  assert_int_equal (reg_ingest_seg_write (a, data, 200000, NULL), 0);
+  /* past the piece's end: refused */
+  assert_true (reg_ingest_seg_write (a, data, 100001, NULL) < 0);
+  assert_int_equal (reg_ingest_seg_close (a, NULL), 0);
+  assert_int_equal (reg_ingest_seg_close (b, NULL), 0);
+  reg_ingest_free (i);
+  /* what the pieces take on disk, holes aside */
+  assert_true (reg_store_partial (s, d) >= 200000 + (int64_t) sizeof data - 600000);
+  assert_true (reg_store_partial (s, d) < (int64_t) sizeof data);
+
+  assert_int_equal (reg_ingest_open (&i, s, d, sizeof data, &busy, NULL), 0);
+  reg_ingest_use_writer (i, w);
+  assert_int_equal (reg_ingest_missing (i, missing, 8), 1);
+  assert_int_equal (missing[0][0], 200000);
+  assert_int_equal (missing[0][1], 600000);
+  assert_int_equal (reg_ingest_seg_open (i, 200000, 600000, &a, NULL), 0);
+  assert_int_equal (reg_ingest_seg_write (a, data + 200000, 400000, NULL), 0);
+  assert_int_equal (reg_ingest_seg_close (a, NULL), 0);
+  assert_int_equal (reg_ingest_missing (i, missing, 8), 0);
+  assert_int_equal (reg_ingest_commit (i, NULL), 0);
+  reg_ingest_free (i);
+  assert_true (reg_store_has (s, d, sizeof data));
+  assert_int_equal (reg_store_partial (s, d), 0);
+  reg_writer_free (w);
+  reg_store_free (s);
+  rmtree (dir);
+}
+
+/* Records of pieces that do not describe the blob: each one makes the
+ * ingest start over from nothing, never trusted for a byte. */
+static void
+ingest__record_of_pieces_that_lies_starts_over (void **state)
+{
+  static const char *bad[] = {
+    "{\"size\":1000,\"done\":[[500,600],[100,200]]}", /* out of order */
+    "{\"size\":1000,\"done\":[[0,600],[500,700]]}",   /* overlapping */
+    "{\"size\":1000,\"done\":[[0,1001]]}",            /* past the end */
+    "{\"size\":999,\"done\":[[0,10]]}",               /* another size */
+    "{\"size\":1000,\"done\":[[10,10]]}",             /* empty */
+    "{\"size\":1000,\"done\":[[0,\"5\"]]}",           /* not a number */
+    "{\"size\":1000,\"done\":[[0,10],[10,20]]}",      /* not merged */
+    "[0,1000]",
+    "",
+  };
+  cleanup_free char *dir = tmpdir ();
+  char data[1000], d[EF_DIGEST_LEN + 1];
+  int64_t missing[4][2];
+
+  (void) state;
+  memset (data, 'q', sizeof data);
+  ef_digest_buf (data, sizeof data, d);
+  for (size_t k = 0; k < sizeof bad / sizeof *bad; k++)
+    {
+      cleanup_free char *part = xasprintf ("%s/ingest/%s.part", dir, d + 7);
+      cleanup_free char *rec = xasprintf ("%s/ingest/%s.ranges", dir, d + 7);
+      reg_store *s = NULL;
+      reg_ingest *i = NULL;
+      bool busy;
+      assert_int_equal (reg_store_open (&s, dir, NULL), 0);
+      assert_int_equal (ef_atomic_write (part, data, sizeof data, 0600, NULL), 0);
+      assert_int_equal (ef_atomic_write (rec, bad[k], strlen (bad[k]), 0600, NULL), 0);
+      assert_int_equal (reg_ingest_open (&i, s, d, sizeof data, &busy, NULL), 0);
+      assert_int_equal (reg_ingest_missing (i, missing, 4), 1);
+      assert_int_equal (missing[0][0], 0);
+      assert_int_equal (missing[0][1], 1000);
+      reg_ingest_free (i);
+      reg_store_free (s);
+    }
+  rmtree (dir);
+}
+
 static void
 ingest__second_holder_waits (void **state)
 {
@@ -324,6 +424,8 @@ main (void)
     cmocka_unit_test (digest__parse),         cmocka_unit_test (digest__known_answer),
     cmocka_unit_test (b64__strict),           cmocka_unit_test (store__put_checks_digest),
     cmocka_unit_test (ingest__resume_and_verify), cmocka_unit_test (ingest__second_holder_waits),
+    cmocka_unit_test (ingest__pieces_out_of_order_resume_only_the_gap),
+    cmocka_unit_test (ingest__record_of_pieces_that_lies_starts_over),
     cmocka_unit_test (store__put_over_a_planted_same_size_blob_replaces_it),
     cmocka_unit_test (store__stream_of_a_planted_wrong_layer_withholds_its_end_and_removes_it),
     cmocka_unit_test (gc__with_a_planted_wrong_manifest_removes_nothing),

@@ -1,0 +1,202 @@
+/* pieces.c: a blob cut into pieces (blobs_job.h).  A big blob from a
+ * registry that answers ranges is fetched as pieces over several
+ * connections at once, each written in place (reg_ingest_seg); what is
+ * on disk from an earlier run is not asked for again.  A small blob, or
+ * one from a registry not yet seen to answer a range, is one stream. */
+#include <string.h>
+
+#include "blobs_job.h"
+
+#define PIECE_MIN (512 * 1024)
+#define PIECE_MAX (8 << 20)
+#define STEAL_MIN (256 * 1024) /* each half of a piece cut in the end game */
+#define TODO_MAX 64            /* ranges missing that are planned at once */
+
+void
+blob_report (struct xfer *x, bool force)
+{
+  int64_t now = ef_now_ms ();
+  if (x->progress && (force || now - x->last_progress >= 100))
+    {
+      x->last_progress = now;
+      x->progress (x->payload, x->done, x->total);
+    }
+}
+
+void
+blob_count (struct job *j, int64_t n)
+{
+  j->counted += n;
+  j->x->done += n;
+}
+
+static void
+count_reused (struct job *j, int64_t n)
+{
+  if (j->result)
+    j->result->stats.bytes_reused += n;
+  j->x->stats->bytes_reused += n;
+  blob_count (j, n);
+}
+
+static void
+todo_push (struct job *j, size_t at, int64_t from, int64_t to)
+{
+  if (j->ntodo == j->todo_cap)
+    {
+      j->todo_cap = j->todo_cap ? j->todo_cap * 2 : 8;
+      j->todo = xrealloc (j->todo, j->todo_cap * sizeof *j->todo);
+    }
+  memmove (j->todo + at + 1, j->todo + at, (j->ntodo - at) * sizeof *j->todo);
+  j->todo[at][0] = from;
+  j->todo[at][1] = to;
+  j->ntodo++;
+}
+
+/* What to ask for: every range not on disk.  Pieces are cut from them
+ * when taken, so that how many there are follows the connections. */
+static void
+plan (struct job *j)
+{
+  int64_t missing[TODO_MAX][2];
+  size_t n = reg_ingest_missing (j->ing, missing, TODO_MAX);
+
+  j->ntodo = 0;
+  for (size_t k = 0; k < n; k++)
+    todo_push (j, j->ntodo, missing[k][0], missing[k][1]);
+  /* one stream for a small blob, under a rate cap (the cap, not the
+     link, sets the pace: libcurl holds each transfer to its share only
+     once it has begun, so short pieces would each begin with a burst),
+     and (pieces_take) from a registry that does not answer ranges */
+  j->whole = j->d->size < PIECES_FROM || j->x->rate > 0;
+}
+
+int
+pieces_open (struct job *j, enum prep *p, ef_err **err)
+{
+  struct xfer *x = j->x;
+  bool busy = false;
+  int rc;
+
+  *p = PREP_RUN;
+  if (j->ing)
+    return 0;
+  if (reg_store_has (x->s, j->d->digest, j->d->size))
+    {
+      count_reused (j, j->d->size);
+      *p = PREP_DONE;
+      return 0;
+    }
+  rc = reg_ingest_open (&j->ing, x->s, j->d->digest, j->d->size, &busy, err);
+  if (rc < 0 || busy)
+    {
+      *p = PREP_BUSY;
+      return rc;
+    }
+  if (reg_store_has (x->s, j->d->digest, j->d->size)) /* the holder before us finished it */
+    {
+      reg_ingest_free (j->ing);
+      j->ing = NULL;
+      count_reused (j, j->d->size);
+      *p = PREP_DONE;
+      return 0;
+    }
+  reg_ingest_use_writer (j->ing, x->writer);
+  plan (j);
+  j->resumed_bytes = j->d->size;
+  for (size_t k = 0; k < j->ntodo; k++)
+    j->resumed_bytes -= j->todo[k][1] - j->todo[k][0];
+  j->resumed = j->resumed_bytes > 0;
+  count_reused (j, j->resumed_bytes);
+  return 0;
+}
+
+bool
+pieces_take (struct job *j, int64_t *from, int64_t *to)
+{
+  struct xfer *x = j->x;
+  int64_t left = 0, piece;
+
+  if (j->route >= 0 && (x->ranges_bad & (1u << j->route)))
+    j->whole = true;
+  if (j->ntodo == 0 || (j->conns > 0 && (j->whole || j->route < 0 || !(x->ranges_ok & (1u << j->route)))))
+    return false;
+  *from = j->todo[0][0];
+  if (j->whole)
+    {
+      /* one stream from the first byte missing to the end */
+      *to = j->d->size;
+      j->ntodo = 0;
+      return true;
+    }
+  for (size_t k = 0; k < j->ntodo; k++)
+    left += j->todo[k][1] - j->todo[k][0];
+  /* enough pieces for every connection to have two, within bounds */
+  piece = left / (2 * (int64_t) x->cap);
+  piece = piece < PIECE_MIN ? PIECE_MIN : piece > PIECE_MAX ? PIECE_MAX : piece;
+  if (j->todo[0][1] - *from <= piece + piece / 2)
+    {
+      *to = j->todo[0][1];
+      memmove (j->todo, j->todo + 1, --j->ntodo * sizeof *j->todo);
+    }
+  else
+    *to = j->todo[0][0] = *from + piece;
+  return true;
+}
+
+void
+pieces_give_back (struct job *j, int64_t from, int64_t to)
+{
+  size_t at = 0;
+
+  if (from >= to)
+    return;
+  while (at < j->ntodo && j->todo[at][0] < from)
+    at++;
+  if (at < j->ntodo && j->todo[at][0] == to)
+    j->todo[at][0] = from;
+  else
+    todo_push (j, at, from, to);
+}
+
+bool
+pieces_steal (struct xfer *x, struct job **jp, int64_t *from, int64_t *to)
+{
+  struct conn *best = NULL;
+  int64_t most = 2 * STEAL_MIN;
+
+  for (int i = 0; i < x->cap; i++)
+    {
+      struct conn *k = &x->conns[i];
+      int64_t left;
+      if (k->j == NULL || k->seg == NULL || k->j->whole || (*jp && k->j != *jp)
+          || !(x->ranges_ok & (1u << k->route)))
+        continue;
+      left = k->to - reg_ingest_seg_pos (k->seg);
+      if (left > most)
+        {
+          most = left;
+          best = k;
+        }
+    }
+  if (best == NULL)
+    return false;
+  *jp = best->j;
+  *to = best->to;
+  *from = best->to = best->to - most / 2;
+  return true;
+}
+
+int
+pieces_restart_whole (struct job *j, ef_err **err)
+{
+  int rc;
+
+  blob_count (j, -j->counted);
+  rc = reg_ingest_restart (j->ing, err);
+  j->ntodo = 0;
+  todo_push (j, 0, 0, j->d->size);
+  j->whole = true;
+  j->resumed = false;
+  return rc;
+}
