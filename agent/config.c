@@ -230,6 +230,7 @@ agent_config_load (struct agent_config *c, const char *file, ef_err **err)
   c->runtime = dup_or (lookup (kv, "EDGEFETCH_RUNTIME"), NULL);
   c->arch = dup_or (lookup (kv, "EDGEFETCH_ARCH"), NULL);
   c->cosign_key = dup_or (lookup (kv, "EDGEFETCH_COSIGN_KEY"), NULL);
+  c->congestion = dup_or (lookup (kv, "EDGEFETCH_TCP_CONGESTION"), NULL);
   rc = seconds (kv, "EDGEFETCH_POLL_MIN", 20, &c->poll_min, err);
   if (rc == 0)
     rc = seconds (kv, "EDGEFETCH_POLL_MAX", 120, &c->poll_max, err);
@@ -286,5 +287,6 @@ agent_config_dispose (struct agent_config *c)
   free (c->runtime);
   free (c->arch);
   free (c->cosign_key);
+  free (c->congestion);
   memset (c, 0, sizeof *c);
 }

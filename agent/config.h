@@ -27,6 +27,7 @@ struct agent_config
   char *runtime;
   char *arch; /* amd64, arm64, arm, ...: EDGEFETCH_ARCH, else the node's, else ours */
   char *cosign_key;
+  char *congestion;             /* EDGEFETCH_TCP_CONGESTION, or NULL: the system's */
   long poll_min, poll_max;      /* seconds */
   long change_retention;        /* seconds the exchange keeps change records */
   long pattern_check;           /* seconds between looks at the pattern (nodes get no record of its edits) */

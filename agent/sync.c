@@ -188,6 +188,7 @@ fetch_service (struct sync_ctx *s, const struct hzn_service *v, char **refs, jso
   o.session.host_creds = hc;
   o.session.nhost_creds = nhc;
   o.session.auth_file = s->cfg->auth_file;
+  o.session.congestion = s->cfg->congestion;
   o.session.certs_dirs = s->cfg->certs_dir ? dirs : defaults;
   o.cancel = s->cancel;
   o.limit_rate = s->cfg->limit_rate;

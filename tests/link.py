@@ -21,7 +21,8 @@ and B, with the system's congestion control or the one --cc names.
 --down D/P: the link is down D seconds of every P (from P - D on); --reset:
 every open connection is reset when an outage starts, as when a modem
 re-attaches and the carrier's NAT forgets it.  --stats: a JSON file, written
-every second and at exit, with the bytes the link carried each way.  It
+every second and at exit, with the bytes the link carried each way (and
+the packets it dropped, and the connections it reset).  It
 runs until SIGTERM or SIGINT and removes its namespaces.  Root only.
 """
 import argparse
@@ -108,6 +109,7 @@ class Link:
         self.t0 = time.monotonic()
         self.carried = {"a_to_b": 0, "b_to_a": 0}
         self.dropped = {"loss": 0, "queue": 0, "down": 0}
+        self.resets = 0  # connections reset at outages
         self.lock = threading.Lock()
         self.conns = set()
 
@@ -129,6 +131,7 @@ class Link:
                 with self.lock:
                     for c in list(self.conns):
                         reset(c)
+                        self.resets += 1
             was_down = down
             wait = 0.2 if not heap else max(0.0, min(0.2, heap[0][0] - now))
             r, _, _ = select.select([fa, fb], [], [], wait)
@@ -302,7 +305,7 @@ def main():
 def save(path, link):
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        json.dump({"carried": link.carried, "dropped": link.dropped}, f)
+        json.dump({"carried": link.carried, "dropped": link.dropped, "resets": link.resets}, f)
     os.replace(tmp, path)
 
 

@@ -67,6 +67,7 @@ cli_client_opts (struct reg_client_opts *o, const char *certs_dir, const char *o
   o->low_speed_time = cli_env_long ("EDGEFETCH_STALL_SECS", 30);
   o->retry_base_ms = cli_env_long ("EDGEFETCH_RETRY_BASE_MS", 500);
   o->max_attempts = (int) cli_env_long ("EDGEFETCH_ATTEMPTS", 6);
+  o->session.congestion = cli_env ("EDGEFETCH_TCP_CONGESTION", NULL);
   o->cancel = &ef_cancel;
 }
 

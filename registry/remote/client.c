@@ -509,9 +509,11 @@ probe_sockopt (void *ud, curl_socket_t fd, curlsocktype purpose)
 {
   int n = 16384;
 
-  (void) ud;
   if (purpose == CURLSOCKTYPE_IPCXN)
-    setsockopt (fd, SOL_SOCKET, SO_RCVBUF, &n, sizeof n);
+    {
+      setsockopt (fd, SOL_SOCKET, SO_RCVBUF, &n, sizeof n);
+      reg_session_sockopt (ud, fd);
+    }
   return CURL_SOCKOPT_OK;
 }
 
@@ -541,6 +543,7 @@ range_from (reg_client *c, reg_host *h, const struct reg_ref *ref, const char *d
           curl_easy_setopt (c->easy, CURLOPT_FORBID_REUSE, 1L);
           curl_easy_setopt (c->easy, CURLOPT_BUFFERSIZE, 16384L);
           curl_easy_setopt (c->easy, CURLOPT_SOCKOPTFUNCTION, probe_sockopt);
+          curl_easy_setopt (c->easy, CURLOPT_SOCKOPTDATA, c->session);
         }
       rs->e = c->easy;
       rs->checked = false;

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "../../common/file.h"
+#include "../../common/util.h"
 #include "http.h"
 
 void
@@ -99,6 +100,24 @@ http_again (struct http_retry *r, CURL *e, int attempt, CURLcode res, long statu
     curl_easy_getinfo (e, CURLINFO_RETRY_AFTER, &ra);
   nap (r, http_backoff_ms (r, attempt, (long) ra));
   return !http_cancelled (r);
+}
+
+#define CC_OFFERED "/proc/sys/net/ipv4/tcp_available_congestion_control"
+
+int
+http_congestion_offered (const char *name, ef_err **err)
+{
+  cleanup_free char *list = NULL;
+  size_t len, n = strlen (name);
+
+  if (ef_read_file (CC_OFFERED, 4096, &list, &len) < 0)
+    return ef_err_set (err, EF_USAGE, "TCP congestion control '%s' asked for, and this kernel names none (%s)", name,
+                       CC_OFFERED);
+  for (char *p = list; (p = strstr (p, name)) != NULL; p += n)
+    if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\n' || p[n] == '\0'))
+      return 0;
+  list[strcspn (list, "\n")] = '\0';
+  return ef_err_set (err, EF_USAGE, "TCP congestion control '%s' is not one this kernel offers (%s)", name, list);
 }
 
 void

@@ -46,6 +46,9 @@ enum http_flags
   HTTP_PLAIN = 1 << 1,  /* the URL may be plain http (a mirror an operator named so); redirects stay https */
 };
 
+/* Is congestion control name one this kernel offers (EF_USAGE, naming
+ * those it does, when not)? */
+int http_congestion_offered (const char *name, ef_err **err);
 /* Reset e for a request to url with what every request shares: https
  * only (redirects too), no signals, the user agent, peer and host
  * verification on, TLS 1.2 or later, a connect timeout, TCP keepalive.

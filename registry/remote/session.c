@@ -2,7 +2,10 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -55,6 +58,7 @@ struct reg_session
   char **certs_dirs;
   char *ca_file;
   auth_resolve_fn resolve;
+  char *congestion;
   struct http_retry *retry;
   CURL *easy; /* pings and token requests */
   struct reg_host *hosts;
@@ -101,10 +105,13 @@ strv_dup (const char *const *v)
 int
 reg_session_new (reg_session **out, const struct reg_session_opts *o, struct http_retry *retry, ef_err **err)
 {
-  reg_session *s = xcalloc (1, sizeof *s);
+  reg_session *s;
   int rc = 0;
 
   *out = NULL;
+  if (o->congestion && (rc = http_congestion_offered (o->congestion, err)) < 0)
+    return rc;
+  s = xcalloc (1, sizeof *s);
   s->retry = retry;
   s->resolve = o->resolve ? o->resolve : auth_resolve_system;
   s->host_creds = xcalloc (o->nhost_creds + 1, sizeof *s->host_creds);
@@ -118,6 +125,7 @@ reg_session_new (reg_session **out, const struct reg_session_opts *o, struct htt
   s->auth_file = o->auth_file ? xstrdup (o->auth_file) : NULL;
   s->certs_dirs = strv_dup (o->certs_dirs);
   s->ca_file = o->ca_file ? xstrdup (o->ca_file) : NULL;
+  s->congestion = o->congestion ? xstrdup (o->congestion) : NULL;
   if (o->creds)
     rc = auth_creds_from_string (&s->creds, o->creds, err);
   if (rc == 0 && s->auth_file && access (s->auth_file, R_OK) != 0)
@@ -162,6 +170,7 @@ reg_session_free (reg_session *s)
     free (s->certs_dirs[i]);
   free (s->certs_dirs);
   free (s->ca_file);
+  free (s->congestion);
   free (s);
 }
 
@@ -616,6 +625,22 @@ reg_session_authorize (reg_session *s, reg_host *h, const char *domain, const ch
 }
 
 void
+reg_session_sockopt (const reg_session *s, curl_socket_t fd)
+{
+  /* refused (not offered, or not allowed to us): the system's stays */
+  if (s->congestion)
+    setsockopt (fd, IPPROTO_TCP, TCP_CONGESTION, s->congestion, (socklen_t) strlen (s->congestion));
+}
+
+static int
+session_sockopt (void *ud, curl_socket_t fd, curlsocktype purpose)
+{
+  if (purpose == CURLSOCKTYPE_IPCXN)
+    reg_session_sockopt (ud, fd);
+  return CURL_SOCKOPT_OK;
+}
+
+void
 reg_session_prepare (reg_session *s, reg_host *h, CURL *e, const char *url, const char *scope)
 {
   struct token *t;
@@ -623,6 +648,11 @@ reg_session_prepare (reg_session *s, reg_host *h, CURL *e, const char *url, cons
   http_setup (e, url, HTTP_FOLLOW | (strncmp (h->base, "http://", 7) == 0 ? HTTP_PLAIN : 0));
   http_retry_stall (s->retry, e);
   reg_trust_apply (h->trust, e);
+  if (s->congestion)
+    {
+      curl_easy_setopt (e, CURLOPT_SOCKOPTFUNCTION, session_sockopt);
+      curl_easy_setopt (e, CURLOPT_SOCKOPTDATA, s);
+    }
   if (h->headers)
     curl_easy_setopt (e, CURLOPT_HTTPHEADER, h->headers);
   if (h->mirror)

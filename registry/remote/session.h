@@ -39,10 +39,15 @@ struct reg_session_opts
   const char *const *certs_dirs; /* NULL-terminated; DIR/<host[:port]>/{*.crt,*.cert,*.key} */
   const char *ca_file;           /* one more CA bundle for every host, or NULL */
   auth_resolve_fn resolve;       /* for the realm check; NULL: the system's resolver */
+  const char *congestion;        /* TCP congestion control of every connection ("bbr"), or NULL: the system's */
 };
 
 typedef struct reg_session reg_session;
 typedef struct reg_host reg_host;
+
+/* What every connection's socket is set to (its congestion control);
+ * for a caller that sets a socket up itself (CURLOPT_SOCKOPTFUNCTION). */
+void reg_session_sockopt (const reg_session *s, curl_socket_t fd);
 
 /* Checks what can be checked before any request: "user:password" has its
  * colon, the auth file can be read (EF_USAGE otherwise).  retry is the

@@ -9,7 +9,7 @@
 
 #include "store.h"
 
-#define WRITER_BUF (128 * 1024) /* every buffer the writer takes is this big */
+#define WRITER_BUF (64 * 1024) /* every buffer the writer takes is this big */
 
 /* One ingest as the writer sees it: put does the work (hash and write
  * len bytes at off), returning 0 or an errno; the first errno stays in

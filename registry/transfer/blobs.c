@@ -9,9 +9,10 @@
 
 #include "blobs_job.h"
 
-#define START_CONNS 4     /* transfers at first; more while goodput grows */
+#define START_CONNS 8     /* transfers at first; more while goodput grows */
 #define PROBE_MIN_MS 1000 /* goodput is measured over at least this long ... */
-#define PROBE_RTTS 8      /* ... and this many of the slowest connection's set-up times */
+#define PROBE_RTTS 4      /* ... and this many of the slowest connection's set-up times ... */
+#define PROBE_MAX_MS 4000 /* ... up to this */
 #define PROBE_GAIN 1.15   /* more transfers that carry less than this much more: enough */
 
 /* Set up x and its jobs; the same blob twice in one image is fetched once. */
@@ -60,7 +61,7 @@ xfer_init (struct xfer *x, reg_client *c, const struct reg_ref *ref, const struc
   x->m = curl_multi_init ();
   if (x->m == NULL)
     return ef_err_set (err, EF_LOCAL, "libcurl: out of handles");
-  rc = reg_writer_new (&x->writer, (size_t) (x->cap < 8 ? x->cap : 8), err);
+  rc = reg_writer_new (&x->writer, (size_t) (x->cap < 4 ? x->cap : 4), err);
   if (rc < 0)
     return rc;
   curl_multi_setopt (x->m, CURLMOPT_MAX_HOST_CONNECTIONS, (long) x->cap);
@@ -196,8 +197,11 @@ start_ready (struct xfer *x, int64_t *wait, ef_err **err)
       if (j->state != JOB_DONE && first == NULL)
         first = j;
       while (rc > 0 && x->active < x->limit && pieces_take (j, &from, &to))
-        if ((rc = start (x, j, from, to, err)) < 0)
-          return rc;
+        {
+          int st = start (x, j, from, to, err);
+          if (st < 0)
+            return st;
+        }
       if (x->in_order && j->state != JOB_DONE)
         break;
     }
@@ -255,11 +259,12 @@ share_rate (struct xfer *x)
 }
 
 /* How many transfers may run: from START_CONNS up, while it pays.  With
- * every allowed transfer running for a probe's time, the goodput of the
- * next probe is compared with the last: grown by PROBE_GAIN, twice as
- * many may run; not, and that is where it stays.  On a lossy link each
- * TCP stream carries a fraction of the rate (Mathis: MSS/RTT x 1.22/√p),
- * so it takes several to fill it; on a clean one, more gain nothing. */
+ * every allowed transfer running, and after a probe's time for new ones
+ * to get going, the goodput over the next probe is compared with the
+ * last: grown by PROBE_GAIN, twice as many may run; not, and that is
+ * where it stays.  On a lossy link each TCP stream carries a fraction of
+ * the rate (Mathis: MSS/RTT x 1.22/sqrt(p)), so it takes several to fill
+ * it; on a clean one, more gain nothing. */
 static void
 grow (struct xfer *x)
 {
@@ -280,17 +285,24 @@ grow (struct xfer *x)
           && us / 1000 * PROBE_RTTS > span)
         span = us / 1000 * PROBE_RTTS;
     }
+  span = span > PROBE_MAX_MS ? PROBE_MAX_MS : span;
   if (x->probe_ms == 0)
+    {
+      /* settle first: new connections are still in their handshakes and slow start */
+      x->probe_ms = now + span;
+      x->probe_bytes = -1;
+      return;
+    }
+  if (x->probe_bytes < 0 && now >= x->probe_ms)
     {
       x->probe_ms = now;
       x->probe_bytes = x->stats->bytes_fetched;
       return;
     }
-  if (now - x->probe_ms < span)
+  if (x->probe_bytes < 0 || now - x->probe_ms < span)
     return;
   rate = (double) (x->stats->bytes_fetched - x->probe_bytes) * 1000.0 / (double) (now - x->probe_ms);
-  x->probe_ms = now;
-  x->probe_bytes = x->stats->bytes_fetched;
+  x->probe_ms = 0;
   if (x->probe_rate > 0 && rate < PROBE_GAIN * (double) x->probe_rate)
     {
       x->grown_enough = true;
@@ -327,6 +339,7 @@ reg_blobs_fetch (reg_client *c, const struct reg_ref *ref, const struct reg_desc
       rc = start_ready (&x, &wait, err);
       if (rc < 0 || x.remaining == 0)
         break;
+      grow (&x);
       if (x.shared_for < 0)
         {
           share_rate (&x);
@@ -344,7 +357,6 @@ reg_blobs_fetch (reg_client *c, const struct reg_ref *ref, const struct reg_desc
         }
       curl_multi_perform (x.m, &running);
       rc = reap (&x, err);
-      grow (&x);
       /* a transfer that ended frees a slot: fill it now, not after a poll */
       if (rc == 0 && x.remaining > 0 && x.shared_for >= 0)
         curl_multi_poll (x.m, NULL, 0, (int) (wait > 0 ? wait : 1), NULL);

@@ -156,7 +156,10 @@ small_rcvbuf (void *ud, curl_socket_t fd, curlsocktype purpose)
   int n = (int) (want < 16384 ? 16384 : want > (1 << 22) ? 1 << 22 : want);
 
   if (purpose == CURLSOCKTYPE_IPCXN)
-    setsockopt (fd, SOL_SOCKET, SO_RCVBUF, &n, sizeof n);
+    {
+      setsockopt (fd, SOL_SOCKET, SO_RCVBUF, &n, sizeof n);
+      reg_session_sockopt (x->session, fd);
+    }
   return CURL_SOCKOPT_OK;
 }
 
@@ -193,7 +196,7 @@ conn_prepare (struct conn *k, struct job *j, int64_t from, int64_t to, ef_err **
    * stalls one piece, not all of them (HTTP/2 would multiplex on one TCP
    * stream). */
   curl_easy_setopt (k->e, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_1_1);
-  curl_easy_setopt (k->e, CURLOPT_BUFFERSIZE, 64L * 1024);
+  curl_easy_setopt (k->e, CURLOPT_BUFFERSIZE, x->cap > 4 ? 32L * 1024 : 64L * 1024);
   curl_easy_setopt (k->e, CURLOPT_WRITEFUNCTION, blob_data_cb);
   curl_easy_setopt (k->e, CURLOPT_WRITEDATA, k);
   curl_easy_setopt (k->e, CURLOPT_ERRORBUFFER, k->errbuf);

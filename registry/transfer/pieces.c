@@ -7,7 +7,7 @@
 
 #include "blobs_job.h"
 
-#define PIECE_MIN (512 * 1024)
+#define PIECE_MIN (128 * 1024)
 #define PIECE_MAX (8 << 20)
 #define STEAL_MIN (256 * 1024) /* each half of a piece cut in the end game */
 #define TODO_MAX 64            /* ranges missing that are planned at once */

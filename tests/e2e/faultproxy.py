@@ -207,6 +207,23 @@ class Handler(BaseHTTPRequestHandler):
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = forward
 
 
+class TLSServer(ThreadingHTTPServer):
+    """The TLS handshake in each connection's own thread, not in accept():
+    a client that connects and then says nothing (one killed mid-set-up,
+    behind a relay that keeps its side open) must not stop the others."""
+
+    daemon_threads = True
+
+    def finish_request(self, request, client_address):
+        request.settimeout(30)
+        try:
+            request = self.ctx.wrap_socket(request, server_side=True)
+        except (OSError, ssl.SSLError):
+            return
+        request.settimeout(None)
+        super().finish_request(request, client_address)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
@@ -218,13 +235,11 @@ def main():
     ap.add_argument("--stats", required=True)
     ap.add_argument("--inject-auth", help="USER:PASS sent upstream instead of the client's credentials")
     opts = ap.parse_args()
-    srv = ThreadingHTTPServer(("127.0.0.1", opts.port), Handler)
-    srv.daemon_threads = True
+    srv = TLSServer(("127.0.0.1", opts.port), Handler)
     srv.opts, srv.lock, srv.stats, srv.used, srv.flying = opts, threading.Lock(), {}, {}, {}
     srv.upctx = ssl.create_default_context(cafile=opts.ca)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(opts.cert, opts.key)
-    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    srv.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    srv.ctx.load_cert_chain(opts.cert, opts.key)
     srv.serve_forever()
 
 
