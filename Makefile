@@ -117,6 +117,7 @@ deps:
 bench: deps
 	@$(MAKE) --no-print-directory edgefetch
 	tests/bench.sh
+	tests/link-bench.sh
 
 # The package under a real systemd (also part of make check).
 check-system: deps

@@ -136,7 +136,13 @@ agent_deliver (reg_client *c, reg_store *s, const struct reg_ref *ref, const str
                struct delivery *out, ef_err **err)
 {
   struct run r = { .c = c, .s = s, .ref = ref, .o = o, .d = out };
-  struct reg_pull_opts po = { o->platform, o->cosign_key, o->progress, o->payload, resolved, &r, false };
+  struct reg_pull_opts po = { .platform = o->platform,
+                              .cosign_key = o->cosign_key,
+                              .progress = o->progress,
+                              .payload = o->payload,
+                              .stalled = o->stalled,
+                              .resolved = resolved,
+                              .resolved_payload = &r };
   ef_err *e = NULL;
   int64_t fetched = 0;
   int rc, handed;

@@ -15,6 +15,7 @@ struct delivery_opts
   const struct reg_platform *platform;
   const vfy_cosign_key *cosign_key; /* or NULL */
   reg_progress_fn progress;
+  reg_stall_fn stalled; /* the link is down, or back */
   void *payload;
   const char *out_path; /* or NULL */
   enum reg_export_format out_fmt;

@@ -151,6 +151,23 @@ window_open_now (void *ud)
 }
 
 /* Every image of the service, with the service's own dockauths. */
+/* The link went down mid-pull, or came back: status says a pull waits
+ * for the link (its bytes kept), not that it failed. */
+static void
+link_wait (void *payload, bool down)
+{
+  struct sync_ctx *s = payload;
+
+  if (down)
+    {
+      cleanup_free char *stamp = agent_now_utc ();
+      json_object_set_new (s->state, "link_waiting_since", json_string (stamp));
+    }
+  else
+    json_object_del (s->state, "link_waiting_since");
+  agent_state_save (s->cfg->store, s->state, NULL);
+}
+
 static int
 fetch_service (struct sync_ctx *s, const struct hzn_service *v, char **refs, json_t *entry, ef_err **err)
 {
@@ -170,6 +187,8 @@ fetch_service (struct sync_ctx *s, const struct hzn_service *v, char **refs, jso
   platform_for (v->arch, &p);
   d.platform = &p;
   d.progress = s->progress;
+  d.stalled = link_wait;
+  d.payload = s;
   d.keep_layers = s->cfg->keep_layers;
   {
     /* anax pulls with its other credentials when the exchange's dockauths
@@ -293,6 +312,7 @@ agent_sync (struct sync_ctx *s, ef_err **err)
 
   s->stop = 0;
   s->pattern_deleted = false;
+  json_object_del (s->state, "link_waiting_since"); /* a run killed while it waited */
   rc = hzn_plan_read (s->ex, s->cfg, &plan, err);
   if (rc == -EF_AUTH || rc == -EF_USAGE)
     {

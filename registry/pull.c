@@ -229,7 +229,7 @@ static int
 fetch_blobs (reg_client *c, reg_store *s, const struct reg_ref *ref, const struct reg_desc **blobs, size_t n,
              const struct reg_pull_opts *o, bool followed, struct reg_pull_result *res, ef_err **err)
 {
-  struct reg_blobs_opts bo = { o->progress, o->payload, followed };
+  struct reg_blobs_opts bo = { .progress = o->progress, .payload = o->payload, .stalled = o->stalled, .in_order = followed };
   struct reg_blob_result *per = xcalloc (n + 1, sizeof *per);
   struct reg_blob_result *eng = xcalloc (n + 1, sizeof *eng);
   int rc = partial_layers (c, s, ref, blobs, n, res, per, err);

@@ -31,6 +31,7 @@ struct reg_pull_opts
   const vfy_cosign_key *cosign_key; /* or NULL */
   reg_progress_fn progress;
   void *payload;
+  reg_stall_fn stalled; /* or NULL; the same payload */
   /* called once the manifests are in the store and the blobs are known,
    * before they are fetched (a runtime may start pulling from the store
    * then); true: something takes the blobs as they arrive, so they come

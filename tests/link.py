@@ -107,7 +107,8 @@ class Link:
         self.down, self.period = (float(x) for x in a.down.split("/")) if a.down else (0.0, 0.0)
         self.reset = a.reset
         self.t0 = time.monotonic()
-        self.carried = {"a_to_b": 0, "b_to_a": 0}
+        self.carried = {"a_to_b": 0, "b_to_a": 0}  # IP packets, headers and retransmissions included
+        self.payload = {"a_to_b": 0, "b_to_a": 0}  # their TCP payload, retransmissions included
         self.dropped = {"loss": 0, "queue": 0, "down": 0}
         self.resets = 0  # connections reset at outages
         self.lock = threading.Lock()
@@ -167,6 +168,7 @@ class Link:
                 try:
                     os.write(other[fd], pkt)
                     self.carried[name[fd]] += len(pkt)
+                    self.payload[name[fd]] += tcp_payload(pkt)
                 except OSError:
                     pass
 
@@ -183,6 +185,16 @@ def connect_across(cc):
     s.settimeout(30)
     s.connect((NET_B, RELAY_PORT))
     return s
+
+
+def tcp_payload(pkt):
+    """Bytes of TCP payload in an IPv4 packet (0 for anything else)."""
+    if len(pkt) < 20 or pkt[0] >> 4 != 4 or pkt[9] != 6:
+        return 0
+    ihl = (pkt[0] & 0x0F) * 4
+    if len(pkt) < ihl + 20:
+        return 0
+    return max(0, len(pkt) - ihl - (pkt[ihl + 12] >> 4) * 4)
 
 
 def reset(conn):
@@ -305,7 +317,7 @@ def main():
 def save(path, link):
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        json.dump({"carried": link.carried, "dropped": link.dropped, "resets": link.resets}, f)
+        json.dump({"carried": link.carried, "payload": link.payload, "dropped": link.dropped, "resets": link.resets}, f)
     os.replace(tmp, path)
 
 

@@ -115,6 +115,10 @@ print_head (json_t *st)
             str (ex, "down_since", str (ex, "last_failure", "?")), str (ex, "last_error", "?"));
   else
     printf ("exchange:  ok, last contact %s\n", str (ex, "last_contact", "never"));
+  if (str (st, "link_waiting_since", NULL))
+    printf ("link:      WAITING for the link since %s: a pull goes on when bytes come again, with every byte "
+            "it has kept\n",
+            str (st, "link_waiting_since", ""));
   if (json_is_true (json_object_get (ex, "plain_http")))
     printf ("warning:   the exchange %s is plain HTTP: the node's token and deployments cross the network "
             "unencrypted\n",

@@ -312,6 +312,20 @@ grow (struct xfer *x)
   x->limit = x->limit * 2 > x->cap ? x->cap : x->limit * 2;
 }
 
+/* Tell the caller when the link seems down (no byte for a while, blobs
+ * still to come) and when it is back. */
+static void
+note_stall (struct xfer *x)
+{
+  bool waiting = ef_now_ms () - x->last_byte >= REG_STALL_NOTE_MS;
+
+  if (x->stalled && waiting != x->stall_noted)
+    {
+      x->stall_noted = waiting;
+      x->stalled (x->payload, waiting);
+    }
+}
+
 int
 reg_blobs_fetch (reg_client *c, const struct reg_ref *ref, const struct reg_desc *const *descs, size_t n,
                  reg_store *s, const struct reg_blobs_opts *o, struct reg_fetch_stats *stats,
@@ -324,6 +338,8 @@ reg_blobs_fetch (reg_client *c, const struct reg_ref *ref, const struct reg_desc
   x.progress = o ? o->progress : NULL;
   x.payload = o ? o->payload : NULL;
   x.in_order = o && o->in_order;
+  x.stalled = o ? o->stalled : NULL;
+  x.last_byte = ef_now_ms ();
   x.stats = stats;
   rc = xfer_init (&x, c, ref, descs, n, s, per, err);
   while (rc == 0 && x.remaining > 0)
@@ -357,12 +373,15 @@ reg_blobs_fetch (reg_client *c, const struct reg_ref *ref, const struct reg_desc
         }
       curl_multi_perform (x.m, &running);
       rc = reap (&x, err);
+      note_stall (&x);
       /* a transfer that ended frees a slot: fill it now, not after a poll */
       if (rc == 0 && x.remaining > 0 && x.shared_for >= 0)
         curl_multi_poll (x.m, NULL, 0, (int) (wait > 0 ? wait : 1), NULL);
     }
   if (rc == 0)
     blob_report (&x, true);
+  if (x.stall_noted)
+    x.stalled (x.payload, false);
   xfer_dispose (&x);
   return rc;
 }

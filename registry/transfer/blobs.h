@@ -17,6 +17,11 @@
 #include "../store/store.h"
 
 typedef void (*reg_progress_fn) (void *payload, int64_t done, int64_t total);
+/* No byte has come for REG_STALL_NOTE_MS while blobs wait (the link is
+ * down: transfers stall or wait to retry, their bytes kept): called once
+ * with waiting true, and once with false when bytes come again. */
+typedef void (*reg_stall_fn) (void *payload, bool waiting);
+#define REG_STALL_NOTE_MS 3000
 
 struct reg_fetch_stats
 {
@@ -35,6 +40,7 @@ struct reg_blobs_opts
 {
   reg_progress_fn progress; /* or NULL */
   void *payload;
+  reg_stall_fn stalled; /* or NULL; the same payload */
   /* one blob at a time, in the order given, rather than the client's
    * jobs at once: a runtime that takes the layers as they arrive unpacks
    * each while the next one comes, as it does from a registry */

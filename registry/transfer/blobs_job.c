@@ -99,6 +99,7 @@ blob_data_cb (char *p, size_t size, size_t n, void *ud)
       return 0;
     }
   blob_count (j, (int64_t) take);
+  j->x->last_byte = ef_now_ms ();
   j->x->stats->bytes_fetched += (int64_t) len;
   if (j->result)
     j->result->stats.bytes_fetched += (int64_t) len;

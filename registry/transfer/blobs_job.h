@@ -99,6 +99,9 @@ struct xfer
   int64_t total, done;
   struct reg_fetch_stats *stats;
   int64_t last_progress;
+  int64_t last_byte;  /* ms: when the last byte came (or the fetch began) */
+  bool stall_noted;   /* the caller was told that none comes */
+  reg_stall_fn stalled;
   struct job *jobs;
   size_t n, remaining;
   bool in_order;       /* blobs one after the other (their pieces at once) */

@@ -209,6 +209,12 @@ AGENT=$!
 PIDS+=($AGENT)
 partial() { [ "$(du -sb "$S/ingest" 2>/dev/null | cut -f1)" -gt 2000000 ]; }
 check "SIGTERM mid-pull: the pull was under way" wait_for 20 partial
+# the link goes down mid-pull: status says the pull waits for it, not that it failed
+echo '{"rate": 2000000, "stall": true}' >"$T/control"
+says() { "$EF" status --config "$T/e.conf" 2>/dev/null | grep -q "$1"; }
+check "link down mid-pull: status says WAITING for the link" wait_for 20 says "WAITING for the link since"
+echo '{"rate": 2000000}' >"$T/control"
+check "link back: status no longer says it waits" wait_for 20 bash -c '! "$1" status --config "$2" | grep -q "WAITING for the link"' _ "$EF" "$T/e.conf"
 kill -TERM "$AGENT"
 wait "$AGENT"
 rc=$?

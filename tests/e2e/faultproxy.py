@@ -14,6 +14,7 @@ change it while a pull runs:
   retry_after    ... and this Retry-After (seconds)
   redirect_blobs answer blob requests with 307 to this base URL (another host)
   corrupt        flip the first byte of every blob body (a lying mirror)
+  stall          send no more blob bytes while set (a link that is down)
   corrupt_ranges flip the first byte of every 206 blob body (a registry whose
                  ranges lie, whole blobs right)
 
@@ -190,6 +191,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.connection.shutdown(socket.SHUT_RDWR)
                 up.close()
                 return
+            while blob and self.control().get("stall"):
+                time.sleep(0.1)  # the link is down: nothing moves, nothing is reset
             try:
                 self.wfile.write(chunk)
             except OSError:
