@@ -286,6 +286,7 @@ grow (struct xfer *x)
         span = us / 1000 * PROBE_RTTS;
     }
   span = span > PROBE_MAX_MS ? PROBE_MAX_MS : span;
+  x->setup_ms = span / PROBE_RTTS;
   if (x->probe_ms == 0)
     {
       /* settle first: new connections are still in their handshakes and slow start */

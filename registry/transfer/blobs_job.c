@@ -197,7 +197,10 @@ conn_prepare (struct conn *k, struct job *j, int64_t from, int64_t to, ef_err **
    * stalls one piece, not all of them (HTTP/2 would multiplex on one TCP
    * stream). */
   curl_easy_setopt (k->e, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_1_1);
-  curl_easy_setopt (k->e, CURLOPT_BUFFERSIZE, x->cap > 4 ? 32L * 1024 : 64L * 1024);
+  /* big reads where one stream is fast; where many are slow, small ones
+     (sixteen connections of a thin link hold little memory) */
+  curl_easy_setopt (k->e, CURLOPT_BUFFERSIZE, x->conn_rate == 0 || x->conn_rate >= (8 << 20) ? 64L * 1024 : 16L * 1024);
+  curl_easy_setopt (k->e, CURLOPT_UPLOAD_BUFFERSIZE, 16L * 1024); /* a transfer only asks */
   curl_easy_setopt (k->e, CURLOPT_WRITEFUNCTION, blob_data_cb);
   curl_easy_setopt (k->e, CURLOPT_WRITEDATA, k);
   curl_easy_setopt (k->e, CURLOPT_ERRORBUFFER, k->errbuf);
@@ -443,7 +446,12 @@ conn_finish (struct conn *k, CURLcode res, enum verdict *v, ef_err **err)
   if (rc < 0)
     return rc;
   if (in && (k->status == 200 || k->status == 206))
-    res = CURLE_OK; /* the piece is whole, however its transfer ended */
+    {
+      /* the piece is whole, however its transfer ended: what it carried */
+      int64_t ms = ef_now_ms () - k->begun_ms, rate = (k->to - k->from) * 1000 / (ms > 0 ? ms : 1);
+      x->conn_rate = x->conn_rate ? (x->conn_rate * 2 + rate) / 3 : rate;
+      res = CURLE_OK;
+    }
   else if (fault == FAULT_RANGE || (res == CURLE_OK && k->status == 416))
     {
       /* a range we did not ask for: the blob starts over in one stream */

@@ -19,7 +19,7 @@
 #define ERRBODY_MAX 65536
 #define PROGRESS_MIN (64 * 1024) /* bytes that count as progress for the retry budget */
 #define BUSY_WAIT_MS 250         /* another edgefetch holds the blob: look again */
-#define PIECES_FROM (4 << 20)    /* a blob this big or bigger is fetched in pieces */
+#define PIECES_FROM (4 << 20)  /* a blob this big or bigger is fetched in pieces */
 
 enum job_state
 {
@@ -107,6 +107,8 @@ struct xfer
   bool in_order;       /* blobs one after the other (their pieces at once) */
   struct conn *conns;  /* cap of them */
   int active, limit, cap; /* running transfers, how many may run now, and at most */
+  int64_t conn_rate; /* bytes/s one transfer carries, from the pieces done (0: none yet) */
+  int64_t setup_ms;  /* the slowest connection's set-up (TCP and TLS) */
   /* how many may run: grown while goodput grows (blobs.c) */
   int64_t probe_ms, probe_bytes, probe_rate;
   bool grown_enough;

@@ -8,7 +8,10 @@
 #include "blobs_job.h"
 
 #define PIECE_MIN (128 * 1024)
-#define PIECE_MAX (8 << 20)
+#define PIECE_MAX (64 << 20)
+#define PIECE_FIRST (256 * 1024) /* before any piece has shown what a transfer carries */
+#define PIECE_MS 2000         /* a piece lasts about this long (or ten round trips, when longer) */
+#define PIECE_FAST (32 << 20) /* bytes/s of one transfer on a link that pieces do not help */
 #define STEAL_MIN (256 * 1024) /* each half of a piece cut in the end game */
 #define TODO_MAX 64            /* ranges missing that are planned at once */
 
@@ -115,11 +118,14 @@ bool
 pieces_take (struct job *j, int64_t *from, int64_t *to)
 {
   struct xfer *x = j->x;
-  int64_t left = 0, piece;
+  int64_t piece;
 
   if (j->route >= 0 && (x->ranges_bad & (1u << j->route)))
     j->whole = true;
-  if (j->ntodo == 0 || (j->conns > 0 && (j->whole || j->route < 0 || !(x->ranges_ok & (1u << j->route)))))
+  /* a second transfer for a blob once its registry answered a range with
+     that range, and a piece has shown what one transfer carries */
+  if (j->ntodo == 0
+      || (j->conns > 0 && (j->whole || j->route < 0 || !(x->ranges_ok & (1u << j->route)) || x->conn_rate == 0)))
     return false;
   *from = j->todo[0][0];
   if (j->whole)
@@ -129,11 +135,14 @@ pieces_take (struct job *j, int64_t *from, int64_t *to)
       j->ntodo = 0;
       return true;
     }
-  for (size_t k = 0; k < j->ntodo; k++)
-    left += j->todo[k][1] - j->todo[k][0];
-  /* enough pieces for every connection to have two, within bounds */
-  piece = left / (2 * (int64_t) x->cap);
+  /* a piece lasts about PIECE_MS at what a transfer carries: on a fast
+     link a request per few MiB would cost more than the bytes (each
+     request is a round trip, and a registry may check a password on
+     each); on a thin one a piece ends soon, and the blob's end with it */
+  piece = x->conn_rate ? x->conn_rate * (PIECE_MS > 4 * x->setup_ms ? PIECE_MS : 4 * x->setup_ms) / 1000 : PIECE_FIRST;
   piece = piece < PIECE_MIN ? PIECE_MIN : piece > PIECE_MAX ? PIECE_MAX : piece;
+  if (x->conn_rate >= PIECE_FAST)
+    piece = j->d->size; /* one stream carries this link: the rest in one */
   if (j->todo[0][1] - *from <= piece + piece / 2)
     {
       *to = j->todo[0][1];
@@ -179,7 +188,7 @@ pieces_steal (struct xfer *x, struct job **jp, int64_t *from, int64_t *to)
           best = k;
         }
     }
-  if (best == NULL)
+  if (best == NULL || x->conn_rate >= PIECE_FAST)
     return false;
   *jp = best->j;
   *to = best->to;
