@@ -186,7 +186,6 @@ static int
 start_ready (struct xfer *x, int64_t *wait, ef_err **err)
 {
   int64_t now = ef_now_ms (), from, to;
-  struct job *first = NULL;
 
   for (size_t i = 0; i < x->n && x->active < x->limit; i++)
     {
@@ -194,8 +193,6 @@ start_ready (struct xfer *x, int64_t *wait, ef_err **err)
       int rc = job_ready (x, j, now, wait, err);
       if (rc < 0)
         return rc;
-      if (j->state != JOB_DONE && first == NULL)
-        first = j;
       while (rc > 0 && x->active < x->limit && pieces_take (j, &from, &to))
         {
           int st = start (x, j, from, to, err);
@@ -205,16 +202,7 @@ start_ready (struct xfer *x, int64_t *wait, ef_err **err)
       if (x->in_order && j->state != JOB_DONE)
         break;
     }
-  /* the end game: a free connection takes half of the slowest piece */
-  for (;;)
-    {
-      struct job *j = x->in_order ? first : NULL;
-      int rc;
-      if (x->active == 0 || x->active >= x->limit || !pieces_steal (x, &j, &from, &to))
-        return 0;
-      if ((rc = start (x, j, from, to, err)) < 0)
-        return rc;
-    }
+  return 0;
 }
 
 /* Look at the transfers that ended. */

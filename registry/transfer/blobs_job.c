@@ -77,8 +77,7 @@ blob_data_cb (char *p, size_t size, size_t n, void *ud)
 {
   struct conn *k = ud;
   struct job *j = k->j;
-  size_t len = size * n, take = len;
-  int64_t left;
+  size_t len = size * n;
 
   if (!k->checked && !check_response (k))
     return 0;
@@ -89,22 +88,18 @@ blob_data_cb (char *p, size_t size, size_t n, void *ud)
     }
   if (route_of (j->x, k->route)->mirror)
     j->mirrors_wrote |= 1u << k->route;
-  /* a piece whose end another transfer took stops where that begins */
-  left = k->to - reg_ingest_seg_pos (k->seg);
-  if (k->to < k->asked_to && (int64_t) take > left)
-    take = (size_t) left;
-  if (take > 0 && reg_ingest_seg_write (k->seg, p, take, &k->werr) < 0)
+  if (reg_ingest_seg_write (k->seg, p, len, &k->werr) < 0)
     {
       k->fault = FAULT_WRITE;
       return 0;
     }
-  blob_count (j, (int64_t) take);
+  blob_count (j, (int64_t) len);
   j->x->last_byte = ef_now_ms ();
   j->x->stats->bytes_fetched += (int64_t) len;
   if (j->result)
     j->result->stats.bytes_fetched += (int64_t) len;
   blob_report (j->x, false);
-  return take < len ? 0 : len;
+  return len;
 }
 
 static reg_host *

@@ -67,7 +67,7 @@ struct conn
   struct job *j; /* NULL: free */
   CURL *e;
   reg_ingest_seg *seg;
-  int64_t from, to; /* the piece: [from, to); to moves down when another transfer takes its end */
+  int64_t from, to; /* the piece: [from, to) */
   int64_t asked_to; /* what the request asked for */
   int64_t begun_ms;
   long route;
@@ -142,11 +142,6 @@ int pieces_open (struct job *j, enum prep *p, ef_err **err);
 bool pieces_take (struct job *j, int64_t *from, int64_t *to);
 /* Give [from, to) back to j, to be taken first. */
 void pieces_give_back (struct job *j, int64_t from, int64_t to);
-/* Cut the running transfer of x (of *j only, unless *j is NULL) with
- * most left in two: its end goes into *from, *to and its blob into *j
- * (the end game: a free connection helps the slowest); false if none is
- * worth it. */
-bool pieces_steal (struct xfer *x, struct job **j, int64_t *from, int64_t *to);
 /* Throw j's pieces away and start it over in one stream from byte 0. */
 int pieces_restart_whole (struct job *j, ef_err **err);
 

@@ -12,7 +12,6 @@
 #define PIECE_FIRST (256 * 1024) /* before any piece has shown what a transfer carries */
 #define PIECE_MS 2000         /* a piece lasts about this long (or ten round trips, when longer) */
 #define PIECE_FAST (32 << 20) /* bytes/s of one transfer on a link that pieces do not help */
-#define STEAL_MIN (256 * 1024) /* each half of a piece cut in the end game */
 #define TODO_MAX 64            /* ranges missing that are planned at once */
 
 void
@@ -166,34 +165,6 @@ pieces_give_back (struct job *j, int64_t from, int64_t to)
     j->todo[at][0] = from;
   else
     todo_push (j, at, from, to);
-}
-
-bool
-pieces_steal (struct xfer *x, struct job **jp, int64_t *from, int64_t *to)
-{
-  struct conn *best = NULL;
-  int64_t most = 2 * STEAL_MIN;
-
-  for (int i = 0; i < x->cap; i++)
-    {
-      struct conn *k = &x->conns[i];
-      int64_t left;
-      if (k->j == NULL || k->seg == NULL || k->j->whole || (*jp && k->j != *jp)
-          || !(x->ranges_ok & (1u << k->route)))
-        continue;
-      left = k->to - reg_ingest_seg_pos (k->seg);
-      if (left > most)
-        {
-          most = left;
-          best = k;
-        }
-    }
-  if (best == NULL || x->conn_rate >= PIECE_FAST)
-    return false;
-  *jp = best->j;
-  *to = best->to;
-  *from = best->to = best->to - most / 2;
-  return true;
 }
 
 int
