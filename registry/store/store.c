@@ -266,12 +266,19 @@ reg_store_available (const reg_store *s)
   return (int64_t) v.f_bavail * (int64_t) v.f_frsize;
 }
 
-/* What the record of a blob fetched in pieces (ranges.h) names: in
- * all (*total), and from byte 0 on (the return); -1 without a record. */
-static int64_t
-recorded (const reg_store *s, const char *digest, int64_t size, int64_t *total)
+/* The record of a blob fetched in pieces (ranges.h); caller frees. */
+static char *
+record_path (const reg_store *s, const char *digest)
 {
-  cleanup_free char *path = xasprintf ("%s/ingest/%s.ranges", s->dir, digest + 7);
+  return xasprintf ("%s/ingest/%s.ranges", s->dir, digest + 7);
+}
+
+/* How far from byte 0 the record of a blob fetched in pieces names its
+ * bytes; -1 without a record. */
+static int64_t
+recorded_front (const reg_store *s, const char *digest, int64_t size)
+{
+  cleanup_free char *path = record_path (s, digest);
   cleanup_free char *text = NULL;
   struct ranges r = { 0 };
   int64_t front;
@@ -281,8 +288,6 @@ recorded (const reg_store *s, const char *digest, int64_t size, int64_t *total)
     return -1;
   ranges_parse (&r, text, len, size, NULL);
   front = ranges_end_at (&r, 0);
-  if (total)
-    *total = ranges_total (&r);
   ranges_dispose (&r);
   return front;
 }
@@ -290,7 +295,7 @@ recorded (const reg_store *s, const char *digest, int64_t size, int64_t *total)
 int64_t
 reg_store_partial (const reg_store *s, const char *digest)
 {
-  cleanup_free char *part = NULL;
+  cleanup_free char *part = NULL, *rec = NULL;
   struct stat st;
 
   if (ef_digest_parse (digest, NULL, NULL) < 0)
@@ -300,7 +305,8 @@ reg_store_partial (const reg_store *s, const char *digest)
     return 0;
   /* a blob in pieces has holes: what it takes is what is allocated,
      recorded or not (a disk that filled up may have kept more) */
-  if (recorded (s, digest, -1, NULL) >= 0 && (int64_t) st.st_blocks * 512 < st.st_size)
+  rec = record_path (s, digest);
+  if (access (rec, F_OK) == 0 && (int64_t) st.st_blocks * 512 < st.st_size)
     return (int64_t) st.st_blocks * 512;
   return st.st_size;
 }
@@ -365,6 +371,7 @@ struct reg_blob_reader
   ef_hash *h; /* NULL: verified by this process already */
   const volatile sig_atomic_t *arriving; /* following an ingest while this is non-zero */
   bool following;
+  int64_t front; /* a followed ingest has its bytes up to here */
 };
 
 #define FOLLOW_NAP_NS 2000000 /* 2 ms between looks at a growing file */
@@ -412,19 +419,24 @@ follow (reg_blob_reader *r)
   struct stat st;
   int64_t pos = r->size - r->left;
 
+  if (r->front > pos)
+    return r->front - pos; /* known to be there: no look at the files */
   for (;;)
     {
       int64_t have;
       if (fstat (r->fd, &st) < 0)
         return -1;
       /* a blob that comes in pieces has holes: only its front counts */
-      have = st.st_nlink > 0 ? recorded (r->s, r->digest, r->size, NULL) : -1;
+      have = st.st_nlink > 0 ? recorded_front (r->s, r->digest, r->size) : -1;
       if (have < 0 || have > st.st_size)
         have = st.st_size;
       if (have < pos && st.st_size < pos)
         return -1; /* started over: what was sent is not the blob */
       if (have > pos)
-        return have - pos;
+        {
+          r->front = have;
+          return have - pos;
+        }
       if (st.st_nlink == 0 && !reg_store_has (r->s, r->digest, r->size))
         return -1; /* removed without being adopted: it did not match */
       if (!*r->arriving)

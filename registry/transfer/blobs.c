@@ -253,19 +253,13 @@ share_rate (struct xfer *x)
  * where it stays.  On a lossy link each TCP stream carries a fraction of
  * the rate (Mathis: MSS/RTT x 1.22/sqrt(p)), so it takes several to fill
  * it; on a clean one, more gain nothing. */
-static void
-grow (struct xfer *x)
+/* How long a probe lasts: PROBE_RTTS of the slowest set-up (TCP and
+ * TLS) of the connections running, within bounds; x->setup_ms with it. */
+static int64_t
+probe_span (struct xfer *x)
 {
-  int64_t now = ef_now_ms (), span = PROBE_MIN_MS;
-  double rate;
+  int64_t span = PROBE_MIN_MS;
 
-  if (x->grown_enough || x->limit >= x->cap || x->rate)
-    return;
-  if (x->active < x->limit)
-    {
-      x->probe_ms = 0; /* not enough to do for more: measure again when there is */
-      return;
-    }
   for (int k = 0; k < x->cap; k++)
     {
       curl_off_t us = 0;
@@ -275,20 +269,37 @@ grow (struct xfer *x)
     }
   span = span > PROBE_MAX_MS ? PROBE_MAX_MS : span;
   x->setup_ms = span / PROBE_RTTS;
+  return span;
+}
+
+static void
+grow (struct xfer *x)
+{
+  int64_t now = ef_now_ms ();
+  double rate;
+
+  if (x->grown_enough || x->limit >= x->cap || x->rate)
+    return;
+  if (x->active < x->limit)
+    {
+      x->probe_ms = 0; /* not enough to do for more: measure again when there is */
+      return;
+    }
   if (x->probe_ms == 0)
     {
       /* settle first: new connections are still in their handshakes and slow start */
-      x->probe_ms = now + span;
+      x->probe_ms = now + probe_span (x);
       x->probe_bytes = -1;
       return;
     }
   if (x->probe_bytes < 0 && now >= x->probe_ms)
     {
+      x->probe_span = probe_span (x); /* the new ones are set up by now */
       x->probe_ms = now;
       x->probe_bytes = x->stats->bytes_fetched;
       return;
     }
-  if (x->probe_bytes < 0 || now - x->probe_ms < span)
+  if (x->probe_bytes < 0 || now - x->probe_ms < x->probe_span)
     return;
   rate = (double) (x->stats->bytes_fetched - x->probe_bytes) * 1000.0 / (double) (now - x->probe_ms);
   x->probe_ms = 0;

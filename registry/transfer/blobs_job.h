@@ -110,7 +110,7 @@ struct xfer
   int64_t conn_rate; /* bytes/s one transfer carries, from the pieces done (0: none yet) */
   int64_t setup_ms;  /* the slowest connection's set-up (TCP and TLS) */
   /* how many may run: grown while goodput grows (blobs.c) */
-  int64_t probe_ms, probe_bytes, probe_rate;
+  int64_t probe_ms, probe_bytes, probe_rate, probe_span;
   bool grown_enough;
   reg_writer *writer; /* hashes and writes while we receive */
   CURLM *m;
