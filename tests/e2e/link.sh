@@ -25,7 +25,7 @@ link() {
 	wait_port "$LP"
 }
 stop_link() { kill "$LPID" && wait "$LPID"; }
-fetch() { curl -s -o "$T/got" -w '%{time_total}' "http://127.0.0.1:$LP/blob"; }
+fetch() { curl -s --max-time 120 -o "$T/got" -w '%{time_total}' "http://127.0.0.1:$LP/blob"; }
 
 link plain --rate 20mbit --delay 20ms --cc cubic
 t=$(fetch)
@@ -49,7 +49,7 @@ stop_link
 check "down 2 s of every 4: packets were dropped while down" [ "$(jq '.dropped.down' "$T/flaky.json")" -gt 0 ]
 
 link resets --rate 5mbit --delay 10ms --down 2/4 --reset --cc cubic
-curl -s -o /dev/null "http://127.0.0.1:$LP/blob"
+curl -s --max-time 120 -o /dev/null "http://127.0.0.1:$LP/blob"
 rc=$?
 check "an outage with --reset resets the connection (curl exit $rc)" [ "$rc" = 56 ]
 stop_link
