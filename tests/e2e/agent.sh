@@ -190,7 +190,7 @@ check "daemon: SIGTERM -> exit 0 ($?)" [ "$?" = 0 ]
 check "notify: STOPPING=1 on SIGTERM" grep -q "^STOPPING=1" "$T/notify.log"
 
 # ---- SIGTERM mid-pull, then resume ----
-echo '{"rate": 2000000}' >"$T/control"
+echo '{"link_rate": 2000000}' >"$T/control"
 "$PY" "$TOP/tests/e2e/faultproxy.py" --port "$PP" --upstream "$R" --cert "$T/ca/server.crt" --key "$T/ca/server.key" \
 	--ca "$T/ca/ca.crt" --control "$T/control" --stats "$T/stats" >/dev/null 2>&1 &
 PIDS+=($!)
@@ -210,10 +210,10 @@ PIDS+=($AGENT)
 partial() { [ "$(du -sb "$S/ingest" 2>/dev/null | cut -f1)" -gt 2000000 ]; }
 check "SIGTERM mid-pull: the pull was under way" wait_for 20 partial
 # the link goes down mid-pull: status says the pull waits for it, not that it failed
-echo '{"rate": 2000000, "stall": true}' >"$T/control"
+echo '{"link_rate": 2000000, "stall": true}' >"$T/control"
 says() { "$EF" status --config "$T/e.conf" 2>/dev/null | grep -q "$1"; }
 check "link down mid-pull: status says WAITING for the link" wait_for 20 says "WAITING for the link since"
-echo '{"rate": 2000000}' >"$T/control"
+echo '{"link_rate": 2000000}' >"$T/control"
 check "link back: status no longer says it waits" wait_for 20 bash -c '! "$1" status --config "$2" | grep -q "WAITING for the link"' _ "$EF" "$T/e.conf"
 kill -TERM "$AGENT"
 wait "$AGENT"
@@ -254,7 +254,7 @@ check "a bad window is named" grep -q "EDGEFETCH_FETCH_WINDOW '25:00-01:00'" "$T
 # ---- a transfer running when the window ends stops with its bytes kept, and resumes in the next ----
 # (the agent's clock is set by libfaketime to 3 s before the window ends)
 S=$T/store7
-echo '{"rate": 2000000}' >"$T/control"
+echo '{"link_rate": 2000000}' >"$T/control"
 conf "$T/w2.conf" "$S" "EDGEFETCH_FETCH_WINDOW=00:00-02:00"
 sed -i 's/node1/node3/g; s/nodetok/tok3/' "$T/w2.conf"
 ASAN_OPTIONS=${ASAN_OPTIONS:-}:verify_asan_link_order=0 TZ=UTC run 0 "window ends mid-transfer: agent --once exits 0" \

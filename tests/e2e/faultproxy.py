@@ -6,7 +6,9 @@ the way it can misbehave as edge links and registries do. What it does is
 read from the JSON file --control before every request, so a test can
 change it while a pull runs:
 
-  rate           bytes/s for response bodies (0 = unlimited)
+  rate           bytes/s for each response body (0 = unlimited)
+  link_rate      bytes/s for all response bodies together, as one link
+                 carries them (0 = unlimited)
   ignore_range   drop the client's Range header (the server answers 200)
   cut_after      close the connection after this many body bytes ...
   cut_count      ... on this many blob responses
@@ -155,6 +157,7 @@ class Handler(BaseHTTPRequestHandler):
             up.close()
             return
         rate = float(ctl.get("rate", 0))
+        self.link_rate = float(ctl.get("link_rate", 0))
         cut = int(ctl.get("cut_after", 0))
         length = int(r.getheader("Content-Length") or 0)
         cutting = (blob and 0 < cut < length and r.status in (200, 206)
@@ -174,7 +177,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def stream(self, r, up, blob, rate, cut, cutting, sent, start):
         while True:
-            chunk = r.read(16384 if not rate else max(1024, min(16384, int(rate / 20))))
+            slow = min(x for x in (rate, self.link_rate, 1 << 30) if x > 0)
+            chunk = r.read(max(1024, min(16384, int(slow / 20))))
             if not chunk:
                 break
             if self.corrupt:
@@ -205,7 +209,18 @@ class Handler(BaseHTTPRequestHandler):
                 ahead = sent / rate - (time.monotonic() - start)
                 if ahead > 0:
                     time.sleep(ahead)
+            if blob and self.link_rate:
+                self.carry(len(chunk))
         up.close()
+
+    def carry(self, n):
+        """Wait for the link's share of n bytes: all responses take turns on
+        one budget of link_rate bytes/s."""
+        with self.server.lock:
+            now = time.monotonic()
+            self.server.link_free = max(now, self.server.link_free) + n / self.link_rate
+            ahead = self.server.link_free - now
+        time.sleep(ahead)
 
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = forward
 
@@ -240,6 +255,7 @@ def main():
     opts = ap.parse_args()
     srv = TLSServer(("127.0.0.1", opts.port), Handler)
     srv.opts, srv.lock, srv.stats, srv.used, srv.flying = opts, threading.Lock(), {}, {}, {}
+    srv.link_free = 0.0
     srv.upctx = ssl.create_default_context(cafile=opts.ca)
     srv.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     srv.ctx.load_cert_chain(opts.cert, opts.key)

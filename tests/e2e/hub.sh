@@ -195,7 +195,7 @@ check "https to http: nothing reached the plain http port" \
 	[ "$(curl -sS "http://127.0.0.1:$P2/_sim/stats" | jq 'to_entries | map(select(.key | startswith("GET"))) | length')" = 0 ]
 
 # ---- heartbeats while a sync is busy for a long time ----
-echo '{"rate": 1000000}' >"$T/control"
+echo '{"link_rate": 1000000}' >"$T/control"
 "$PY" "$TOP/tests/e2e/faultproxy.py" --port "$PP" --upstream "$R" --cert "$T/ca/server.crt" --key "$T/ca/server.key" \
 	--ca "$T/ca/ca.crt" --control "$T/control" --stats "$T/pstats" >/dev/null 2>&1 &
 PIDS+=($!)
