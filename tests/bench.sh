@@ -111,8 +111,7 @@ echo "| peak RSS, the worst 4 MiB hostile manifest ($worst_sc) / a normal pull |
 # `ctr images pull`, of the same image, alternating (fewer runs: each takes seconds).
 HRUNS=${HRUNS:-3}
 RT=$T/rt
-mkdir -p "$RT/cd" "$T/hosts/$R" "$T/dockercfg"
-echo '{}' >"$RT/daemon.json"
+mkdir -p "$T/hosts/$R" "$T/dockercfg"
 pre_cleanup() {
 	if [ -n "${LINKED:-}" ]; then tc qdisc del dev lo root 2>/dev/null; fi
 	rm -rf "/etc/docker/certs.d/$R"
@@ -120,19 +119,14 @@ pre_cleanup() {
 	awk -v t="$T" 'index($2, t) == 1 {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
 	return 0
 }
-dockerd --data-root "$RT/docker/data" --exec-root "$RT/docker/exec" --pidfile "$RT/docker.pid" -H "unix://$RT/docker.sock" \
-	--iptables=false --ip6tables=false --bridge=none --ip-masq=false --config-file "$RT/daemon.json" >"$RT/dockerd.log" 2>&1 &
-PIDS+=($!)
-printf 'version = 2\nroot = "%s"\nstate = "%s"\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "%s"\n' \
-	"$RT/cd/root" "$RT/cd/state" "$RT/cd/sock" >"$RT/cd/config.toml"
-containerd --config "$RT/cd/config.toml" >"$RT/containerd.log" 2>&1 &
-PIDS+=($!)
+start_dockerd "$RT"
+start_containerd "$RT"
 mkdir -p "/etc/docker/certs.d/$R"
 cp "$T/ca/ca.crt" "/etc/docker/certs.d/$R/ca.crt" # docker pull trusts a registry CA only there
 printf 'server = "https://%s"\n[host."https://%s"]\n  ca = "%s"\n' "$R" "$R" "$T/ca/ca.crt" >"$T/hosts/$R/hosts.toml"
-for _ in $(seq 100); do curl -sf --unix-socket "$RT/docker.sock" http://d/_ping >/dev/null && [ -S "$RT/cd/sock" ] && break; sleep 0.1; done
-D="docker -H unix://$RT/docker.sock --config $T/dockercfg"
-C="ctr -a $RT/cd/sock -n bench"
+wait_runtimes
+D="$DOCKER --config $T/dockercfg"
+C="ctr -a $CONTAINERD_SOCK -n bench"
 $D login -u bench --password-stdin "$R" <<<"bench-pass" >/dev/null 2>&1
 wall() { local s=$(date +%s%N); "$@" >/dev/null 2>"$T/cmd.err" || { cat "$T/cmd.err" >&2; return 1; }; echo "scale=2; ($(date +%s%N) - $s) / 1000000000" | bc; }
 # handoffs TAG RUNS: pull + handoff beside the runtime's own pull, to dockerd
@@ -148,7 +142,7 @@ handoffs() {
 		$D rmi -f "$R/edge/big:1.0" >/dev/null 2>&1
 		wall $D pull -q "$R/edge/big:1.0" >>"$T/$tag-docker"
 		$C images ls -q | xargs -r $C images rm --sync >/dev/null 2>&1; rm -rf "$T/s-h"
-		wall "$EF" pull --quiet --store "$T/s-h" --ca-file "$T/ca/ca.crt" --creds "$CR" --runtime "containerd:$RT/cd/sock:bench" "$R/edge/big:1.0" >>"$T/$tag-ef-ctr"
+		wall "$EF" pull --quiet --store "$T/s-h" --ca-file "$T/ca/ca.crt" --creds "$CR" --runtime "containerd:$CONTAINERD_SOCK:bench" "$R/edge/big:1.0" >>"$T/$tag-ef-ctr"
 		du -sb "$T/s-h/blobs" | cut -f1 >"$T/$tag-store"
 		$C images ls -q | xargs -r $C images rm --sync >/dev/null 2>&1
 		wall $C images pull --hosts-dir "$T/hosts" --user "$CR" "$R/edge/big:1.0" >>"$T/$tag-ctr"

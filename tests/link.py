@@ -14,7 +14,14 @@ machine (edgefetch, dockerd, containerd, podman, skopeo) can be pointed at
 127.0.0.1:LISTEN.  TCP across the link runs between the relay's sockets in A
 and B, with the system's congestion control or the one --cc names.
 
-  link.py --listen PORT --target HOST:PORT [--rate 20mbit] [--delay 40ms]
+A relay splits TCP: the client's own socket options never reach the link.
+With --inside there is no relay on loopback; the client runs in namespace A
+(`ip netns exec efl-NAME-a CLIENT`) and reaches the target at
+10.213.0.2:9000 across the link itself, its own TCP end to end with B's
+relay (whose sockets --cc sets: the sender of a download).  The target's
+certificate must then name IP 10.213.0.2.
+
+  link.py (--listen PORT | --inside) --target HOST:PORT [--rate 20mbit] [--delay 40ms]
           [--jitter 0ms] [--loss 1%] [--queue bdp|64kb] [--down 5/20] [--reset]
           [--cc cubic] [--stats FILE] [--name N]
 
@@ -236,7 +243,8 @@ def splice(a, b, link):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--listen", type=int, required=True)
+    ap.add_argument("--listen", type=int)
+    ap.add_argument("--inside", action="store_true", help="no loopback relay: the client runs in namespace A")
     ap.add_argument("--target", required=True)
     ap.add_argument("--rate", default="20mbit")
     ap.add_argument("--delay", default="40ms", help="one way")
@@ -249,6 +257,8 @@ def main():
     ap.add_argument("--stats")
     ap.add_argument("--name", default=str(os.getpid()))
     a = ap.parse_args()
+    if (a.listen is None) == (not a.inside):
+        ap.error("one of --listen and --inside")
     link = Link(a)
     ns = {"a": "efl-%s-a" % a.name, "b": "efl-%s-b" % a.name}
     stop = threading.Event()
@@ -270,7 +280,7 @@ def main():
             ip("-n", ns[side], "link", "set", "efl0", "mtu", "1500", "up")
         th, tp = a.target.rsplit(":", 1)
         far = in_ns(ns["b"], lambda: socket.create_server((NET_B, RELAY_PORT), backlog=64))
-        near = socket.create_server(("127.0.0.1", a.listen), backlog=64)
+        near = None if a.inside else socket.create_server(("127.0.0.1", a.listen), backlog=64)
 
         def far_loop():
             # B's side: what crosses the link goes on to the target, from the machine's own namespace
@@ -297,11 +307,14 @@ def main():
                     if stop.is_set():
                         return
 
-        for f in (far_loop, near_loop):
+        for f in (far_loop, near_loop) if near else (far_loop,):
             threading.Thread(target=f, daemon=True).start()
         fw = threading.Thread(target=link.forward, args=(fds["a"], fds["b"], stop), daemon=True)
         fw.start()
-        print("link up: 127.0.0.1:%d -> %s" % (a.listen, a.target), flush=True)
+        if near:
+            print("link up: 127.0.0.1:%d -> %s" % (a.listen, a.target), flush=True)
+        else:
+            print("link up: in netns %s, %s:%d -> %s" % (ns["a"], NET_B, RELAY_PORT, a.target), flush=True)
         while not stop.wait(1.0):
             if a.stats:
                 save(a.stats, link)

@@ -28,42 +28,19 @@ push "$T/img-v2:2.0" "$R/edge/app:2.0" --dest-creds "$CR"
 
 # The runtimes, as root, with their own directories and sockets.
 RT=$T/rt
-mkdir -p "$RT/docker" "$RT/cd" "$RT/podman"
-echo '{}' >"$RT/daemon.json"
+mkdir -p "$RT/podman"
 # Runtimes leave mounts and children behind: clear them before the temp dir goes.
 pre_cleanup() {
 	pkill -f "$RT/docker/exec" 2>/dev/null
 	umount_T
 }
-start_dockerd() {
-	rm -f "$RT/docker.sock"
-	dockerd --data-root "$RT/docker/data" --exec-root "$RT/docker/exec" --pidfile "$RT/docker/pid" \
-		-H "unix://$RT/docker.sock" --iptables=false --ip6tables=false --bridge=none --ip-masq=false \
-		--config-file "$RT/daemon.json" >>"$RT/dockerd.log" 2>&1 &
-	DOCKERD=$!
-	PIDS+=($DOCKERD)
-}
-start_dockerd
-cat >"$RT/cd/config.toml" <<CONF
-version = 2
-root = "$RT/cd/root"
-state = "$RT/cd/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$RT/cd/containerd.sock"
-CONF
-start_containerd() {
-	containerd --config "$RT/cd/config.toml" >>"$RT/containerd.log" 2>&1 &
-	CONTAINERD=$!
-	PIDS+=($CONTAINERD)
-}
-start_containerd
+start_dockerd "$RT"
+start_containerd "$RT"
 start_podman "$RT/podman" || setup_failed podman
 wait_sock() { for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.1; done; return 1; }
 wait_docker() { for _ in $(seq 150); do curl -sf --unix-socket "$RT/docker.sock" http://d/_ping >/dev/null && return 0; sleep 0.1; done; return 1; }
-wait_docker && wait_sock "$RT/cd/containerd.sock" || setup_failed runtimes
+wait_runtimes || setup_failed runtimes
 sleep 0.5
-DOCKER="docker -H unix://$RT/docker.sock"
 CTR="ctr -a $RT/cd/containerd.sock -n edge"
 
 S=$T/store
@@ -181,7 +158,7 @@ check "stopped mid-load: the store is intact" store_ok "$S"
 pkill -9 -f "$RT/docker/exec" 2>/dev/null
 for _ in $(seq 50); do pgrep -f "$RT/docker/exec" >/dev/null || break; sleep 0.1; done
 rm -rf "$RT/docker/exec"
-start_dockerd
+start_dockerd "$RT"
 check "dockerd restarted" wait_docker
 run 0 "dockerd back: the image goes over" efp --runtime "docker:$RT/docker.sock" "$R/edge/big:1.0"
 check "dockerd back: the ID is right" [ "$($DOCKER image inspect -f '{{.Id}}' "$R/edge/big:1.0")" = "$(config_of big)" ]
@@ -197,7 +174,7 @@ check "containerd killed mid-pull -> exit 7 ($rc)" [ "$rc" = 7 ]
 check "containerd killed: one line on stderr" [ "$(wc -l <"$T/err")" = 1 ]
 check "containerd killed: the store is intact" store_ok "$S"
 check "containerd killed: no hosts dir of ours left in the store" bash -c '! ls -d "$1"/handoff-* 2>/dev/null' _ "$S"
-start_containerd
+start_containerd "$RT"
 check "containerd restarted" wait_sock "$RT/cd/containerd.sock"
 sleep 0.5
 run 0 "containerd back: the image goes over" efp --runtime "containerd:$RT/cd/containerd.sock:edge" "$R/edge/big:1.0"

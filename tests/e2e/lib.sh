@@ -35,7 +35,8 @@ wait_port() { # wait_port PORT [SECONDS]
 	return 1
 }
 
-# make_ca DIR: a CA and a server certificate for 127.0.0.1 and localhost.
+# make_ca DIR: a CA and a server certificate for 127.0.0.1 and localhost (and
+# 10.213.0.2, the far end of tests/link.py's link for a client inside it).
 make_ca() {
 	local d=$1
 	mkdir -p "$d"
@@ -45,7 +46,7 @@ make_ca() {
 	openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$d/server.key" \
 		-out "$d/server.csr" 2>/dev/null
 	openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 2 \
-		-extfile <(printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n') \
+		-extfile <(printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.213.0.2\nextendedKeyUsage=serverAuth\n') \
 		-out "$d/server.crt" 2>/dev/null
 }
 
@@ -196,5 +197,45 @@ start_podman() {
 		sleep 0.1
 	done
 	echo "podman did not start: $(tail -n 3 "$d/podman.log")" >&2
+	return 1
+}
+
+# start_dockerd DIR: a dockerd of its own under DIR (no network set-up of
+# the host's touched); sets DOCKERD (its PID), DOCKER_SOCK and DOCKER (the CLI
+# on that socket).  It can be started again after a kill.
+start_dockerd() {
+	local d=$1
+	mkdir -p "$d/docker"
+	[ -e "$d/daemon.json" ] || echo '{}' >"$d/daemon.json"
+	DOCKER_SOCK=$d/docker.sock
+	DOCKER="docker -H unix://$DOCKER_SOCK"
+	rm -f "$DOCKER_SOCK"
+	dockerd --data-root "$d/docker/data" --exec-root "$d/docker/exec" --pidfile "$d/docker/pid" \
+		-H "unix://$DOCKER_SOCK" --iptables=false --ip6tables=false --bridge=none --ip-masq=false \
+		--config-file "$d/daemon.json" >>"$d/dockerd.log" 2>&1 &
+	DOCKERD=$!
+	PIDS+=($DOCKERD)
+}
+
+# start_containerd DIR: a containerd of its own under DIR, without its CRI
+# plugin; sets CONTAINERD (its PID) and CONTAINERD_SOCK.
+start_containerd() {
+	local d=$1/cd
+	mkdir -p "$d"
+	CONTAINERD_SOCK=$d/containerd.sock
+	printf 'version = 2\nroot = "%s"\nstate = "%s"\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "%s"\n' \
+		"$d/root" "$d/state" "$CONTAINERD_SOCK" >"$d/config.toml"
+	containerd --config "$d/config.toml" >>"$1/containerd.log" 2>&1 &
+	CONTAINERD=$!
+	PIDS+=($CONTAINERD)
+}
+
+# wait_runtimes: both of them answer (15 s at most).
+wait_runtimes() {
+	local i
+	for i in $(seq 150); do
+		curl -sf --unix-socket "$DOCKER_SOCK" http://d/_ping >/dev/null && [ -S "$CONTAINERD_SOCK" ] && return 0
+		sleep 0.1
+	done
 	return 1
 }

@@ -53,6 +53,27 @@ curl -s --max-time 120 -o /dev/null "http://127.0.0.1:$LP/blob"
 rc=$?
 check "an outage with --reset resets the connection (curl exit $rc)" [ "$rc" = 56 ]
 stop_link
+# --inside: no relay; a client in namespace A reaches the target across the
+# link itself, on its own socket (what the client sets reaches the link)
+"$PY" "$TOP/tests/link.py" --inside --target "127.0.0.1:$PW" --name "t$$in" --rate 20mbit --delay 20ms --cc cubic \
+	>"$T/inside.log" 2>&1 &
+LPID=$!
+PIDS+=($LPID)
+for _ in $(seq 100); do grep -q "link up" "$T/inside.log" && break; sleep 0.1; done
+(ip netns exec "efl-t$$in-a" curl -s --max-time 60 -o "$T/got" "http://10.213.0.2:9000/blob") &
+cpid=$!
+seen=
+for _ in $(seq 100); do
+	seen=$(ip netns exec "efl-t$$in-a" ss -tin "dst 10.213.0.2" 2>/dev/null | grep -o -w -E 'reno|cubic|bbr' | sort -u | tr '\n' ' ')
+	[ -n "$seen" ] && break
+	sleep 0.05
+done
+wait "$cpid"
+check "--inside: a client in namespace A fetches across the link, whole" [ "$(sha256sum <"$T/got" | cut -c1-64)" = "$SUM" ]
+check "--inside: the client's own socket is on the link (ss in A: ${seen:-none})" [ -n "$seen" ]
+check "--inside: the emulator listens on no port of the machine's own" bash -c '! ss -ltnp | grep -q "pid=$1,"' _ "$LPID"
+stop_link
+check "--inside: the link's namespaces are gone afterwards" bash -c '! ip netns list | grep -q "efl-t$1in-"' _ "$$"
 # ---- segmented pulls across the link: the registry behind our fault proxy ----
 setup_pki alice s3cret
 CR=alice:s3cret
