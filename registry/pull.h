@@ -35,7 +35,7 @@ struct reg_pull_opts
   /* called once the manifests are in the store and the blobs are known,
    * before they are fetched (a runtime may start pulling from the store
    * then); true: something takes the blobs as they arrive, so they come
-   * one at a time, in the image's order (blobs.h, in_order) */
+   * in the image's order, one after the other (blobs.h, in_order) */
   bool (*resolved) (void *payload, const struct reg_pull_result *r);
   void *resolved_payload;
   /* layers dropped after a handoff (the runtime holds them) are not

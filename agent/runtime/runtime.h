@@ -73,7 +73,7 @@ int runtime_handoff (const struct runtime_spec *rt, reg_store *s, const struct r
 /* Can the runtime be handed res while it is still arriving?  It can when
  * it pulls from the served store (all but docker with zstd layers). */
 bool runtime_follows (const struct runtime_spec *rt, const struct reg_pull_result *res);
-/* Should the layers then come one at a time, in order?  dockerd unpacks
+/* Should the layers then come in order, one after the other?  dockerd unpacks
  * a layer as soon as it and those below it are in, so a layer that comes
  * whole early is unpacked while the next arrives (on a 400 Mbit/s link,
  * 7.7 s against 8.2 s for four at once); ctr unpacks only once all are

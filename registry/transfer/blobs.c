@@ -181,7 +181,10 @@ start (struct xfer *x, struct job *j, int64_t from, int64_t to, ef_err **err)
 }
 
 /* Start what may start now; *wait is how long until the next may.  The
- * blobs are served in order: the first one's pieces before the next. */
+ * blobs are served in order: the first one's pieces before the next.  In
+ * order (x->in_order), a blob waits for the one before it; where blobs
+ * come in pieces, only until every piece of it is under way: a connection
+ * its last pieces leave free goes to the next blob, not idle. */
 static int
 start_ready (struct xfer *x, int64_t *wait, ef_err **err)
 {
@@ -199,7 +202,7 @@ start_ready (struct xfer *x, int64_t *wait, ef_err **err)
           if (st < 0)
             return st;
         }
-      if (x->in_order && j->state != JOB_DONE)
+      if (x->in_order && j->state != JOB_DONE && (rc <= 0 || !pieces_under_way (j)))
         break;
     }
   return 0;

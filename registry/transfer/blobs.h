@@ -41,9 +41,11 @@ struct reg_blobs_opts
   reg_progress_fn progress; /* or NULL */
   void *payload;
   reg_stall_fn stalled; /* or NULL; the same payload */
-  /* one blob at a time, in the order given, rather than the client's
-   * jobs at once: a runtime that takes the layers as they arrive unpacks
-   * each while the next one comes, as it does from a registry */
+  /* the blobs one after the other, in the order given, rather than the
+   * client's jobs at once: a runtime that takes the layers as they arrive
+   * unpacks each while the next one comes, as it does from a registry.
+   * Where a blob comes in pieces, the next one starts as soon as every
+   * piece of the one before is under way. */
   bool in_order;
 };
 

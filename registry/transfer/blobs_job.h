@@ -104,7 +104,7 @@ struct xfer
   reg_stall_fn stalled;
   struct job *jobs;
   size_t n, remaining;
-  bool in_order;       /* blobs one after the other (their pieces at once) */
+  bool in_order;       /* blobs one after the other (their pieces at once; start_ready) */
   struct conn *conns;  /* cap of them */
   int active, limit, cap; /* running transfers, how many may run now, and at most */
   int64_t conn_rate; /* bytes/s one transfer carries, from the pieces done (0: none yet) */
@@ -140,6 +140,9 @@ int pieces_open (struct job *j, enum prep *p, ef_err **err);
 /* The next piece of j for a transfer, into *from, *to; false when none
  * is left to take (j->whole: one transfer at a time). */
 bool pieces_take (struct job *j, int64_t *from, int64_t *to);
+/* Is every piece of j taken, on a link where a blob comes in pieces (not
+ * in one stream)?  Then, in order, the next blob may start. */
+bool pieces_under_way (const struct job *j);
 /* Give [from, to) back to j, to be taken first. */
 void pieces_give_back (struct job *j, int64_t from, int64_t to);
 /* Throw j's pieces away and start it over in one stream from byte 0. */

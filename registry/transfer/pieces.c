@@ -152,6 +152,14 @@ pieces_take (struct job *j, int64_t *from, int64_t *to)
   return true;
 }
 
+bool
+pieces_under_way (const struct job *j)
+{
+  const struct xfer *x = j->x;
+
+  return j->ntodo == 0 && !j->whole && x->conn_rate > 0 && x->conn_rate < PIECE_FAST;
+}
+
 void
 pieces_give_back (struct job *j, int64_t from, int64_t to)
 {

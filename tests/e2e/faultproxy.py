@@ -26,7 +26,8 @@ that came with an Authorization header (client_auth), with containerd's
 ?ns= (ns_queries) or an X-Edge-Site header, manifests asked by tag and by
 digest, blobs corrupted, the most blob bodies it sent at once
 (bodies_in_flight_max) and the most distinct blobs among them
-(blobs_in_flight_max).
+(blobs_in_flight_max), and every blob GET in the order it came, as
+[digest, Range header or ""] (blob_gets).
 """
 import argparse
 import base64
@@ -101,6 +102,10 @@ class Handler(BaseHTTPRequestHandler):
         blob = "/blobs/" in self.path
         if blob:
             self.bump("blob_requests" if self.command == "GET" else "blob_heads")
+            if self.command == "GET":
+                with self.server.lock:
+                    self.server.stats.setdefault("blob_gets", []).append(
+                        [self.path.rsplit("/", 1)[-1], self.headers.get("Range") or ""])
             if self.headers.get("Range"):
                 self.bump("range_requests")
         if self.headers.get("Authorization"):
