@@ -296,13 +296,23 @@ def main():
                     if stop.is_set():
                         return
 
+        def across(c):
+            # the connection across the link takes a round trip: in a
+            # thread of its own, so that a client's connections open at
+            # once, as they would on the link itself
+            try:
+                out = in_ns(ns["a"], connect_across, a.cc)
+            except OSError:
+                c.close()
+                return
+            out.settimeout(None)
+            splice(c, out, link)
+
         def near_loop():
             while not stop.is_set():
                 try:
                     c, _ = near.accept()
-                    out = in_ns(ns["a"], connect_across, a.cc)
-                    out.settimeout(None)
-                    splice(c, out, link)
+                    threading.Thread(target=across, args=(c,), daemon=True).start()
                 except OSError:
                     if stop.is_set():
                         return

@@ -87,10 +87,10 @@ reg_client_free (reg_client *c)
       reg_routes_free (r->r);
       free (r);
     }
+  if (c->easy)
+    curl_easy_cleanup (c->easy); /* before the session, whose connections it shares */
   reg_session_free (c->session);
   free (c->spool_dir);
-  if (c->easy)
-    curl_easy_cleanup (c->easy);
   free (c);
   curl_global_cleanup ();
 }

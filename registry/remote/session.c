@@ -61,6 +61,7 @@ struct reg_session
   char *congestion;
   struct http_retry *retry;
   CURL *easy; /* pings and token requests */
+  CURLSH *share; /* connections and TLS sessions, for every handle (reg_session_prepare) */
   struct reg_host *hosts;
 };
 
@@ -132,7 +133,10 @@ reg_session_new (reg_session **out, const struct reg_session_opts *o, struct htt
     rc = ef_err_sys (err, EF_USAGE, errno, "auth file %s", s->auth_file);
   if (rc == 0 && s->ca_file && access (s->ca_file, R_OK) != 0)
     rc = ef_err_sys (err, EF_USAGE, errno, "CA file %s", s->ca_file);
-  if (rc == 0 && (s->easy = curl_easy_init ()) == NULL)
+  if (rc == 0
+      && ((s->easy = curl_easy_init ()) == NULL || (s->share = curl_share_init ()) == NULL
+          || curl_share_setopt (s->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK
+          || curl_share_setopt (s->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK))
     rc = ef_err_set (err, EF_LOCAL, "libcurl initialisation failed");
   if (rc < 0)
     {
@@ -157,6 +161,8 @@ reg_session_free (reg_session *s)
     }
   if (s->easy)
     curl_easy_cleanup (s->easy);
+  if (s->share)
+    curl_share_cleanup (s->share); /* after every handle that used it */
   auth_creds_dispose (&s->creds);
   for (size_t i = 0; i < s->nhost_creds; i++)
     {
@@ -406,6 +412,7 @@ token_setup (reg_session *s, struct reg_host *h, enum token_mode mode, const cha
           curl_easy_setopt (e, CURLOPT_PASSWORD, h->creds.secret);
         }
     }
+  curl_easy_setopt (e, CURLOPT_SHARE, s->share);
   http_retry_stall (s->retry, e);
   reg_trust_apply (h->realm_trust, e);
 }
@@ -646,6 +653,9 @@ reg_session_prepare (reg_session *s, reg_host *h, CURL *e, const char *url, cons
   struct token *t;
 
   http_setup (e, url, HTTP_FOLLOW | (strncmp (h->base, "http://", 7) == 0 ? HTTP_PLAIN : 0));
+  curl_easy_setopt (e, CURLOPT_SHARE, s->share);
+  /* HTTP/1.1: pieces on parallel connections, one of them the manifest's */
+  curl_easy_setopt (e, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_1_1);
   http_retry_stall (s->retry, e);
   reg_trust_apply (h->trust, e);
   if (s->congestion)

@@ -81,7 +81,9 @@ int reg_session_authorize (reg_session *s, reg_host *h, const char *domain, cons
 int reg_session_credentials (reg_session *s, const char *api_host, const char *domain,
                              const struct auth_creds **out, ef_err **err);
 /* Set e up for url on h: http_setup with redirects, the stall rule, h's
- * trust, and the credentials or token for scope (none for NULL). */
+ * trust, the credentials or token for scope (none for NULL), and the
+ * session's cache of connections and TLS sessions (so e must be cleaned up
+ * before the session is freed). */
 void reg_session_prepare (reg_session *s, reg_host *h, CURL *e, const char *url, const char *scope);
 /* After a 401 on an authorized request (e holds its challenge): take the
  * new challenge, drop the token and authorize again.  Once per request. */

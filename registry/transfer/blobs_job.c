@@ -187,11 +187,7 @@ conn_prepare (struct conn *k, struct job *j, int64_t from, int64_t to, ef_err **
   k->fault = FAULT_NONE;
   k->errbuf[0] = '\0';
   j->conns++;
-  reg_session_prepare (x->session, job_host (j), k->e, j->url, x->scope);
-  /* Parallel transfers over separate connections: one lost packet then
-   * stalls one piece, not all of them (HTTP/2 would multiplex on one TCP
-   * stream). */
-  curl_easy_setopt (k->e, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_1_1);
+  reg_session_prepare (x->session, job_host (j), k->e, j->url, x->scope); /* HTTP/1.1 */
   /* big reads where one stream is fast; where many are slow, small ones
      (sixteen connections of a thin link hold little memory) */
   curl_easy_setopt (k->e, CURLOPT_BUFFERSIZE, x->conn_rate == 0 || x->conn_rate >= (8 << 20) ? 64L * 1024 : 16L * 1024);
@@ -202,7 +198,8 @@ conn_prepare (struct conn *k, struct job *j, int64_t from, int64_t to, ef_err **
   curl_easy_setopt (k->e, CURLOPT_PRIVATE, k);
   if (x->rate)
     {
-      /* a small receive window, so that TCP holds the sender to the cap too */
+      /* a small receive window, so that TCP holds the sender to the cap
+         too (on the connections opened for blobs) */
       curl_easy_setopt (k->e, CURLOPT_SOCKOPTFUNCTION, small_rcvbuf);
       curl_easy_setopt (k->e, CURLOPT_SOCKOPTDATA, x);
     }
