@@ -306,6 +306,10 @@ def main():
                 c.close()
                 return
             out.settimeout(None)
+            # no Nagle on the relay's sockets: a client's small writes (a TLS
+            # Finished, then its request) go at once, as its own socket sends them
+            for s in (c, out):
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             splice(c, out, link)
 
         def near_loop():

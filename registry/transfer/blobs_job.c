@@ -439,9 +439,11 @@ conn_finish (struct conn *k, CURLcode res, enum verdict *v, ef_err **err)
     return rc;
   if (in && (k->status == 200 || k->status == 206))
     {
-      /* the piece is whole, however its transfer ended: what it carried */
+      /* the piece is whole, however its transfer ended: what it carried
+         (a config of a few hundred bytes measures the round trip, not that) */
       int64_t ms = ef_now_ms () - k->begun_ms, rate = (k->to - k->from) * 1000 / (ms > 0 ? ms : 1);
-      x->conn_rate = x->conn_rate ? (x->conn_rate * 2 + rate) / 3 : rate;
+      if (k->to - k->from >= RATE_PIECE_MIN)
+        x->conn_rate = x->conn_rate ? (x->conn_rate * 2 + rate) / 3 : rate;
       res = CURLE_OK;
     }
   else if (fault == FAULT_RANGE || (res == CURLE_OK && k->status == 416))

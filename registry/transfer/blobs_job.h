@@ -20,6 +20,7 @@
 #define PROGRESS_MIN (64 * 1024) /* bytes that count as progress for the retry budget */
 #define BUSY_WAIT_MS 250         /* another edgefetch holds the blob: look again */
 #define PIECES_FROM (4 << 20)  /* a blob this big or bigger is fetched in pieces */
+#define RATE_PIECE_MIN (64 * 1024) /* a smaller piece shows the round trip, not what a transfer carries */
 
 enum job_state
 {

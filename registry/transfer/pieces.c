@@ -113,6 +113,18 @@ pieces_open (struct job *j, enum prep *p, ef_err **err)
   return 0;
 }
 
+/* Bytes of every blob that no transfer has taken yet. */
+static int64_t
+untaken (const struct xfer *x)
+{
+  int64_t n = 0;
+
+  for (size_t i = 0; i < x->n; i++)
+    for (size_t k = 0; k < x->jobs[i].ntodo; k++)
+      n += x->jobs[i].todo[k][1] - x->jobs[i].todo[k][0];
+  return n;
+}
+
 bool
 pieces_take (struct job *j, int64_t *from, int64_t *to)
 {
@@ -139,6 +151,10 @@ pieces_take (struct job *j, int64_t *from, int64_t *to)
      request is a round trip, and a registry may check a password on
      each); on a thin one a piece ends soon, and the blob's end with it */
   piece = x->conn_rate ? x->conn_rate * (PIECE_MS > 4 * x->setup_ms ? PIECE_MS : 4 * x->setup_ms) / 1000 : PIECE_FIRST;
+  /* the end: what is left shared by every transfer there may be, so that
+     they end together rather than one long piece after the others */
+  if (x->conn_rate && untaken (x) / x->limit < piece)
+    piece = untaken (x) / x->limit;
   piece = piece < PIECE_MIN ? PIECE_MIN : piece > PIECE_MAX ? PIECE_MAX : piece;
   if (x->conn_rate >= PIECE_FAST)
     piece = j->d->size; /* one stream carries this link: the rest in one */
