@@ -14,6 +14,7 @@
 #define PROBE_RTTS 4      /* ... and this many of the slowest connection's set-up times ... */
 #define PROBE_MAX_MS 4000 /* ... up to this */
 #define PROBE_GAIN 1.15   /* more transfers that carry less than this much more: enough */
+#define STUCK_MS 4000     /* a piece without a byte this long (or eight set-ups), others moving: dropped */
 
 /* Set up x and its jobs; the same blob twice in one image is fetched once. */
 static int
@@ -315,6 +316,27 @@ grow (struct xfer *x)
   x->limit = x->limit * 2 > x->cap ? x->cap : x->limit * 2;
 }
 
+/* A piece that has had no byte for STUCK_MS (or eight set-ups) while the
+ * others bring bytes is on a connection the link lost: a SYN or a segment
+ * in backoff since an outage, or one the far end forgot.  Its piece goes
+ * back, to be taken at once on a new connection; no attempt is counted.
+ * Not for a blob in one stream (that would start over without ranges),
+ * nor under a rate cap (a paced transfer is slow, not lost). */
+static void
+drop_stuck (struct xfer *x)
+{
+  int64_t now = ef_now_ms (), stuck = x->setup_ms * 8 > STUCK_MS ? x->setup_ms * 8 : STUCK_MS;
+
+  if (x->rate || x->active < 2 || now - x->last_byte >= 1000)
+    return;
+  for (int i = 0; i < x->cap; i++)
+    {
+      struct conn *k = &x->conns[i];
+      if (k->j && !k->j->whole && k->route >= 0 && (x->ranges_ok & (1u << k->route)) && now - k->last_ms >= stuck)
+        conn_drop (x, k);
+    }
+}
+
 /* Tell the caller when the link seems down (no byte for a while, blobs
  * still to come) and when it is back. */
 static void
@@ -377,6 +399,7 @@ reg_blobs_fetch (reg_client *c, const struct reg_ref *ref, const struct reg_desc
       curl_multi_perform (x.m, &running);
       rc = reap (&x, err);
       note_stall (&x);
+      drop_stuck (&x);
       /* a transfer that ended frees a slot: fill it now, not after a poll */
       if (rc == 0 && x.remaining > 0 && x.shared_for >= 0)
         curl_multi_poll (x.m, NULL, 0, (int) (wait > 0 ? wait : 1), NULL);

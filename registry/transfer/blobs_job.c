@@ -94,7 +94,7 @@ blob_data_cb (char *p, size_t size, size_t n, void *ud)
       return 0;
     }
   blob_count (j, (int64_t) len);
-  j->x->last_byte = ef_now_ms ();
+  j->x->last_byte = k->last_ms = ef_now_ms ();
   j->x->stats->bytes_fetched += (int64_t) len;
   if (j->result)
     j->result->stats.bytes_fetched += (int64_t) len;
@@ -179,7 +179,7 @@ conn_prepare (struct conn *k, struct job *j, int64_t from, int64_t to, ef_err **
   k->from = from;
   k->to = k->asked_to = to;
   k->route = j->route;
-  k->begun_ms = ef_now_ms ();
+  k->begun_ms = k->last_ms = ef_now_ms ();
   ef_buf_dispose (&k->errbody);
   ef_buf_init (&k->errbody, ERRBODY_MAX);
   k->checked = false;
@@ -234,16 +234,20 @@ conn_release (struct conn *k, ef_err **err)
 }
 
 void
+conn_drop (struct xfer *x, struct conn *k)
+{
+  curl_multi_remove_handle (x->m, k->e);
+  x->active--;
+  x->shared_for = -1;
+  conn_release (k, NULL);
+}
+
+void
 conn_stop_job (struct xfer *x, struct job *j)
 {
   for (int i = 0; i < x->cap; i++)
     if (x->conns[i].j == j)
-      {
-        curl_multi_remove_handle (x->m, x->conns[i].e);
-        x->active--;
-        conn_release (&x->conns[i], NULL);
-      }
-  x->shared_for = -1;
+      conn_drop (x, &x->conns[i]);
 }
 
 /* A final answer that retrying will not change. */

@@ -71,6 +71,7 @@ struct conn
   int64_t from, to; /* the piece: [from, to) */
   int64_t asked_to; /* what the request asked for */
   int64_t begun_ms;
+  int64_t last_ms; /* when its last byte came (or it began) */
   long route;
   bool checked; /* status of this response looked at */
   long status;
@@ -154,6 +155,8 @@ int conn_prepare (struct conn *k, struct job *j, int64_t from, int64_t to, ef_er
 /* Decide what a finished transfer (libcurl's result res) means; *v is
  * JOB_COMMITTED when it was the blob's last and the blob is in. */
 int conn_finish (struct conn *k, CURLcode res, enum verdict *v, ef_err **err);
+/* Stop k now: its bytes stay, the rest of its piece goes back to its blob. */
+void conn_drop (struct xfer *x, struct conn *k);
 /* Stop every transfer of j now (their bytes stay). */
 void conn_stop_job (struct xfer *x, struct job *j);
 

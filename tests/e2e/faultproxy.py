@@ -19,6 +19,9 @@ change it while a pull runs:
   stall          send no more blob bytes while set (a link that is down)
   corrupt_ranges flip the first byte of every 206 blob body (a registry whose
                  ranges lie, whole blobs right)
+  hang_range     the first 206 blob answer to a piece past byte 0 sends its
+                 headers, then nothing, its connection held open (a
+                 connection the link lost without a reset): counted as hangs
 
 It writes counters to --stats (JSON): blob body bytes sent, blob GETs (and HEADs),
 requests that carried Range, 429s sent, cuts made, redirects, requests
@@ -170,6 +173,13 @@ class Handler(BaseHTTPRequestHandler):
         sent, start = 0, time.monotonic()
         self.corrupt = blob and ((bool(ctl.get("corrupt")) and r.status in (200, 206))
                                  or (bool(ctl.get("corrupt_ranges")) and r.status == 206))
+        if (blob and r.status == 206 and ctl.get("hang_range")
+                and not (r.getheader("Content-Range") or "bytes 0-").startswith("bytes 0-")
+                and self.take("hang", 1)):
+            self.bump("hangs")
+            self.hang()
+            up.close()
+            return
         flying = blob and r.status in (200, 206)
         if flying:
             self.fly(1)
@@ -179,6 +189,17 @@ class Handler(BaseHTTPRequestHandler):
             if flying:
                 self.fly(-1)
             self.bump("responses")
+
+    def hang(self):
+        """Send nothing until the client gives the connection up (60 s at most)."""
+        self.wfile.flush()
+        self.close_connection = True
+        self.connection.settimeout(60)
+        try:
+            while self.connection.recv(65536):
+                pass
+        except OSError:
+            pass
 
     def stream(self, r, up, blob, rate, cut, cutting, sent, start):
         while True:

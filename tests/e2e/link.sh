@@ -120,6 +120,16 @@ check "segmented resume: the layer hashes to its name" layer_ok "$S"
 check "segmented resume: no piece or record left" [ -z "$(ls "$S/ingest")" ]
 check "segmented: it came over several connections at once ($(stat_of bodies_in_flight_max))" [ "$(stat_of bodies_in_flight_max)" -gt 1 ]
 
+# a piece whose connection goes silent (lost by the link, no reset): dropped and
+# taken again once the others have shown the link is up, not after the 30 s stall limit
+ctl '{"hang_range": true}'
+t0=$(date +%s)
+run 0 "a piece whose connection goes silent: the pull completes" efl --store "$T/s-hang" "127.0.0.1:$LP/edge/big:1.0"
+took=$(($(date +%s) - t0))
+check "a silent piece: one hung ($(stat_of hangs)), and the pull did not wait out the stall limit (${took} s < 20 s)" \
+	[ "$(stat_of hangs)" = 1 -a "$took" -lt 20 ]
+check "a silent piece: the layer hashes to its name" layer_ok "$T/s-hang"
+
 ctl '{"ignore_range": true}'
 b0=$(stat_of blob_bytes)
 run 0 "a registry that ignores Range: the pull completes" efl --store "$T/s-norange" "127.0.0.1:$LP/edge/big:1.0"
