@@ -320,20 +320,35 @@ grow (struct xfer *x)
  * others bring bytes is on a connection the link lost: a SYN or a segment
  * in backoff since an outage, or one the far end forgot.  Its piece goes
  * back, to be taken at once on a new connection; no attempt is counted.
- * Not for a blob in one stream (that would start over without ranges),
- * nor under a rate cap (a paced transfer is slow, not lost). */
+ * While no transfer brings any (the link is down, or the one piece left
+ * is on such a connection), one such piece a second is dropped the same way: its new connection's SYN finds the link
+ * as soon as it is back, where the old ones' retransmissions back off for
+ * seconds more.  Not for a blob in one stream (that would start over
+ * without ranges), nor under a rate cap (a paced transfer is slow, not
+ * lost). */
 static void
 drop_stuck (struct xfer *x)
 {
   int64_t now = ef_now_ms (), stuck = x->setup_ms * 8 > STUCK_MS ? x->setup_ms * 8 : STUCK_MS;
+  bool down = now - x->last_byte >= stuck;
+  struct conn *oldest = NULL;
 
-  if (x->rate || x->active < 2 || now - x->last_byte >= 1000)
+  if (x->rate || (now - x->last_byte >= 1000 && !down) || (down && now - x->dropped_ms < 1000))
     return;
   for (int i = 0; i < x->cap; i++)
     {
       struct conn *k = &x->conns[i];
-      if (k->j && !k->j->whole && k->route >= 0 && (x->ranges_ok & (1u << k->route)) && now - k->last_ms >= stuck)
+      if (!k->j || k->j->whole || k->route < 0 || !(x->ranges_ok & (1u << k->route)) || now - k->last_ms < stuck)
+        continue;
+      if (!down)
         conn_drop (x, k);
+      else if (oldest == NULL || k->last_ms < oldest->last_ms)
+        oldest = k;
+    }
+  if (oldest)
+    {
+      conn_drop (x, oldest);
+      x->dropped_ms = now;
     }
 }
 

@@ -103,6 +103,7 @@ struct xfer
   int64_t last_progress;
   int64_t last_byte;  /* ms: when the last byte came (or the fetch began) */
   bool stall_noted;   /* the caller was told that none comes */
+  int64_t dropped_ms; /* when a piece was last dropped while none came (blobs.c, drop_stuck) */
   reg_stall_fn stalled;
   struct job *jobs;
   size_t n, remaining;
