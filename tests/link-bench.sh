@@ -107,6 +107,18 @@ one() {
 	echo "$(( ($(date +%s%N) - t0) / 1000000 )) $rc" >"$d/res"
 }
 
+# row LABELS RES LINK ERR: a table row, LABELS and then wall, exit (from RES), link
+# bytes / image (from LINK, the link's stats) and goodput / $rate; ERR's first lines when it failed
+row() {
+	local ms rc carried
+	read -r ms rc <"$2"
+	carried=$(jq '.payload.b_to_a' "$3")
+	echo "| $1 | $(awk -v m="$ms" 'BEGIN {printf "%.1f", m / 1000}') | $rc" \
+		"| $(awk -v a="$carried" -v b="$SIZE" 'BEGIN {printf "%.3f", a / b}')" \
+		"| $(awk -v s="$SIZE" -v m="$ms" -v r="$rate" 'BEGIN {printf "%.2f", s * 8 / (m / 1000) / r}') |"
+	[ "$rc" = 0 ] || sed -n '1,2p' "$4" | cut -c1-200 | sed 's/^/    /' >&2
+}
+
 TOOLS=${LINK_BENCH_TOOLS:-edgefetch ef-docker ef-ctr docker ctr skopeo podman}
 echo
 echo "edgefetch over emulated links: $((SIZE / 1048576)) MiB image (32 + 6 + 1 MiB layers), each tool on its own copy of the link, at once"
@@ -137,12 +149,7 @@ for p in $PROFILES; do
 	runtimes_down "$p"
 	for tool in $TOOLS; do
 		kill "${LPID[$tool]}" && wait "${LPID[$tool]}" 2>/dev/null
-		read -r ms rc <"$T/$p/$tool/res"
-		carried=$(jq '.payload.b_to_a' "$T/$p/$tool.link.json")
-		echo "| $p | ${args[*]} | $tool | $(awk -v m="$ms" 'BEGIN {printf "%.1f", m / 1000}') | $rc" \
-			"| $(awk -v a="$carried" -v b="$SIZE" 'BEGIN {printf "%.3f", a / b}')" \
-			"| $(awk -v s="$SIZE" -v m="$ms" -v r="$rate" 'BEGIN {printf "%.2f", s * 8 / (m / 1000) / r}') |"
-		[ "$rc" = 0 ] || sed -n '1,2p' "$T/$p/$tool/err" | cut -c1-200 | sed 's/^/    /' >&2
+		row "$p | ${args[*]} | $tool" "$T/$p/$tool/res" "$T/$p/$tool.link.json" "$T/$p/$tool/err"
 	done
 	unset LPID LPORT
 done
@@ -189,12 +196,7 @@ for p in $CC_PROFILES; do
 	for cc in $CCS; do
 		d=$T/cc-$p-$cc
 		kill "${LPID[$cc]}" && wait "${LPID[$cc]}" 2>/dev/null
-		read -r ms rc <"$d/res"
-		carried=$(jq '.payload.b_to_a' "$d/link.json")
-		echo "| $p | $cc | $(awk -v m="$ms" 'BEGIN {printf "%.1f", m / 1000}') | $rc" \
-			"| $(awk -v a="$carried" -v b="$SIZE" 'BEGIN {printf "%.3f", a / b}')" \
-			"| $(awk -v s="$SIZE" -v m="$ms" -v r="$rate" 'BEGIN {printf "%.2f", s * 8 / (m / 1000) / r}') |"
-		[ "$rc" = 0 ] || sed -n '1,2p' "$d/err" | cut -c1-200 | sed 's/^/    /' >&2
+		row "$p | $cc" "$d/res" "$d/link.json" "$d/err"
 	done
 done
 
