@@ -321,11 +321,12 @@ grow (struct xfer *x)
  * in backoff since an outage, or one the far end forgot.  Its piece goes
  * back, to be taken at once on a new connection; no attempt is counted.
  * While no transfer brings any (the link is down, or the one piece left
- * is on such a connection), one such piece a second is dropped the same way: its new connection's SYN finds the link
- * as soon as it is back, where the old ones' retransmissions back off for
- * seconds more.  Not for a blob in one stream (that would start over
- * without ranges), nor under a rate cap (a paced transfer is slow, not
- * lost). */
+ * is on such a connection), one such piece a second is dropped the same
+ * way: its new connection's SYN finds the link as soon as it is back,
+ * where the old ones' retransmissions back off for seconds more.  Not for
+ * a blob in one stream (that would start over without ranges), nor under
+ * a rate cap (a paced transfer is slow, not lost), nor for a piece whose
+ * bytes are all in (its transfer ends as usual). */
 static void
 drop_stuck (struct xfer *x)
 {
@@ -338,7 +339,8 @@ drop_stuck (struct xfer *x)
   for (int i = 0; i < x->cap; i++)
     {
       struct conn *k = &x->conns[i];
-      if (!k->j || k->j->whole || k->route < 0 || !(x->ranges_ok & (1u << k->route)) || now - k->last_ms < stuck)
+      if (!k->j || k->j->whole || k->route < 0 || !(x->ranges_ok & (1u << k->route)) || now - k->last_ms < stuck
+          || !k->seg || reg_ingest_seg_pos (k->seg) >= k->to)
         continue;
       if (!down)
         conn_drop (x, k);

@@ -129,7 +129,7 @@ bool
 pieces_take (struct job *j, int64_t *from, int64_t *to)
 {
   struct xfer *x = j->x;
-  int64_t piece;
+  int64_t piece, share;
 
   if (j->route >= 0 && (x->ranges_bad & (1u << j->route)))
     j->whole = true;
@@ -153,8 +153,8 @@ pieces_take (struct job *j, int64_t *from, int64_t *to)
   piece = x->conn_rate ? x->conn_rate * (PIECE_MS > 4 * x->setup_ms ? PIECE_MS : 4 * x->setup_ms) / 1000 : PIECE_FIRST;
   /* the end: what is left shared by every transfer there may be, so that
      they end together rather than one long piece after the others */
-  if (x->conn_rate && untaken (x) / x->limit < piece)
-    piece = untaken (x) / x->limit;
+  share = x->conn_rate ? untaken (x) / x->limit : piece;
+  piece = share < piece ? share : piece;
   piece = piece < PIECE_MIN ? PIECE_MIN : piece > PIECE_MAX ? PIECE_MAX : piece;
   if (x->conn_rate >= PIECE_FAST)
     piece = j->d->size; /* one stream carries this link: the rest in one */

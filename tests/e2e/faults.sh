@@ -44,7 +44,7 @@ MID=$(image_size mid)
 
 # ---- SIGKILL half way, then resume ----
 S=$T/s-kill
-ctl '{"rate": 3000000}'
+ctl '{"link_rate": 4000000}' # one link: the record lags the bytes by a second of it at most
 # exec: $! is edgefetch itself (a backgrounded shell function would be a
 # subshell, and killing it would leave edgefetch running)
 (exec "$EF" pull --quiet --ca-file "$T/ca/ca.crt" --creds "$CR" --store "$S" "$P/edge/mid:1.0") >/dev/null 2>&1 &
