@@ -3,7 +3,7 @@
 # Idempotent: does nothing when everything is already there.
 set -eu
 BUILD="gcc make pkg-config libcurl4-openssl-dev libssl-dev libjansson-dev libarchive-dev zlib1g-dev libzstd-dev libmicrohttpd-dev libcmocka-dev"
-TEST="procps docker-registry skopeo umoci busybox-static apache2-utils jq python3 python3-jwt python3-cryptography openssl curl time file systemd dpkg-dev mmdebstrap qemu-user gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf docker.io podman containerd runc crun bc faketime stargz-snapshotter iproute2"
+TEST="procps docker-registry skopeo umoci busybox-static apache2-utils jq python3 python3-jwt python3-cryptography openssl curl time file systemd dpkg-dev mmdebstrap qemu-user gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf docker.io podman containerd runc crun bc faketime stargz-snapshotter iproute2 aria2"
 want=""
 for p in $BUILD $TEST ${EXTRA_DEPS:-}; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || want="$want $p"

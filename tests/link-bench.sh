@@ -6,7 +6,9 @@
 # HTTP are in it, IP and TCP headers not), goodput / link rate.  The
 # runtimes' rows are a dockerd and a containerd of the bench's own: docker
 # pull and ctr images pull beside edgefetch pull + hand to each (ef-docker,
-# ef-ctr).  Root only (network namespaces).  PROFILES and LINK_BENCH_TOOLS select.
+# ef-ctr).  aria2c, given the blobs' URLs, is the reference of a plain
+# segmented download.  Root only (network namespaces).  PROFILES and
+# LINK_BENCH_TOOLS select.
 set -u
 source "$(dirname "$0")/e2e/lib.sh"
 PROFILES=${PROFILES:-thin satellite flaky flaky-resets}
@@ -18,8 +20,9 @@ echo "building the link image (32 + 6 + 1 MiB of random data) ..." >&2
 PR=$(free_port)
 start_registry reg "$PR" htpasswd
 push "$T/img:1.0" "127.0.0.1:$PR/edge/img:1.0" --dest-creds "$CR"
-SIZE=$(skopeo inspect --raw --creds "$CR" --cert-dir "$T/skcerts" "docker://127.0.0.1:$PR/edge/img:1.0" |
-	jq '[.config.size] + [.layers[].size] | add')
+RAW=$(skopeo inspect --raw --creds "$CR" --cert-dir "$T/skcerts" "docker://127.0.0.1:$PR/edge/img:1.0")
+SIZE=$(jq '[.config.size] + [.layers[].size] | add' <<<"$RAW")
+BLOBS=$(jq -r '.config.digest, .layers[].digest' <<<"$RAW")
 
 CERTS=() # the /etc/docker/certs.d entries made for the links' ports
 pre_cleanup() {
@@ -97,6 +100,10 @@ one() {
 		[ "$tool" = ef-ctr ] && rt="containerd:${SOCK[$tool]}:bench"
 		timeout "$LIMIT" "$EF" pull --quiet --store "$d/store" --certs-dir "$d/certs" --creds "$CR" \
 			--runtime "$rt" "$a/edge/img:1.0" ;;
+	aria2c) # a reference, not a peer: the same blobs to files, 16 ranges each, no digest check
+		for b in $BLOBS; do echo "https://$a/v2/edge/img/blobs/$b"; done >"$d/urls"
+		timeout "$LIMIT" aria2c -q -d "$d/files" -i "$d/urls" -j 3 -x 16 -s 16 -k 1M --ca-certificate "$T/ca/ca.crt" \
+			--http-user "${CR%%:*}" --http-passwd "${CR#*:}" --file-allocation=none ;;
 	docker) timeout "$LIMIT" docker -H "unix://${SOCK[docker]}" --config "$d/cfg" pull -q "$a/edge/img:1.0" ;;
 	ctr) timeout "$LIMIT" ctr -a "${SOCK[ctr]}" -n bench images pull --hosts-dir "$d/certs" --user "$CR" "$a/edge/img:1.0" ;;
 	podman)
@@ -119,7 +126,7 @@ row() {
 	[ "$rc" = 0 ] || sed -n '1,2p' "$4" | cut -c1-200 | sed 's/^/    /' >&2
 }
 
-TOOLS=${LINK_BENCH_TOOLS:-edgefetch ef-docker ef-ctr docker ctr skopeo podman}
+TOOLS=${LINK_BENCH_TOOLS:-edgefetch ef-docker ef-ctr docker ctr skopeo podman aria2c}
 echo
 echo "edgefetch over emulated links: $((SIZE / 1048576)) MiB image (32 + 6 + 1 MiB layers), each tool on its own copy of the link, at once"
 echo "| profile | link | tool | wall, s | exit | link bytes / image | goodput / rate |"
@@ -205,4 +212,6 @@ cat <<NOTE
 Targets (issue 21): on thin and satellite, edgefetch <= 0.5 x the fastest peer, goodput >= 0.8 x the
 rate, link bytes <= 1.02 x the image; on both flaky profiles every pull completes, link bytes <= 1.05 x,
 wall <= 1.2 x (image / rate + the outages' total).  The link's sockets run cubic, as device kernels do.
+aria2c is a reference, not a peer: it is given the blobs' URLs (no manifest, no token), fetches each in up to
+16 ranges at once and checks no digest.
 NOTE

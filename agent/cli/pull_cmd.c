@@ -30,7 +30,7 @@ static const char pull_usage[] =
     "  --verify-key FILE             a cosign public key: require a valid signature\n"
     "  --runtime docker[:SOCK] | podman[:SOCK] | containerd[:SOCK[:NS]]  hand the image over\n"
     "  --keep-layers                 keep the layers in the store after a handoff too\n"
-    "  --jobs N                      connections at most (default 16: 4 at first, more while they carry more)\n"
+    "  --jobs N                      connections at most (default 16: 8 at first, more while they carry more)\n"
     "  --limit-rate RATE             cap on the whole pull's download rate, as 500K or 2M (also EDGEFETCH_LIMIT_RATE)\n"
     "  --json                        one JSON object on stdout\n"
     "  --quiet                       no progress\n";

@@ -39,6 +39,7 @@ struct reg_client
 int
 reg_client_new (reg_client **out, const struct reg_client_opts *o, ef_err **err)
 {
+  struct reg_session_opts so;
   reg_client *c;
   int rc;
 
@@ -61,7 +62,9 @@ reg_client_new (reg_client **out, const struct reg_client_opts *o, ef_err **err)
   c->retry.stall_secs = c->o.low_speed_time;
   c->o.max_attempts = c->retry.max_attempts;
   c->o.retry_base_ms = c->retry.base_ms;
-  rc = reg_session_new (&c->session, &o->session, &c->retry, err);
+  so = o->session;
+  so.warm = (c->o.jobs < REG_START_CONNS ? c->o.jobs : REG_START_CONNS) - 1;
+  rc = reg_session_new (&c->session, &so, &c->retry, err);
   if (rc == 0 && (c->easy = curl_easy_init ()) == NULL)
     rc = ef_err_set (err, EF_LOCAL, "libcurl initialisation failed");
   if (rc < 0)

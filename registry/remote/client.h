@@ -17,10 +17,14 @@
 #include "session.h"
 #include "../store/store.h"
 
+/* Blob transfers at first (more while they carry more): the connections
+ * a host's first request opens beside itself. */
+#define REG_START_CONNS 8
+
 struct reg_client_opts
 {
   struct reg_session_opts session;
-  int jobs;                            /* connections for blobs at most (default 16) */
+  int jobs;                            /* connections for blobs at most (default 16), REG_START_CONNS at first */
   long low_speed_limit;                /* bytes/s under which ... */
   long low_speed_time;                 /* ... for this many seconds a transfer counts as stalled */
   int max_attempts;                    /* per request, without progress (default 6) */

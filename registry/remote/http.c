@@ -224,6 +224,77 @@ http_perform (CURL *e, struct http_resp *r)
   return res;
 }
 
+#define BESIDE_MAX 16
+#define BESIDE_BODY_MAX (64 * 1024)
+
+static size_t
+drop (char *p, size_t size, size_t n, void *ud)
+{
+  size_t *seen = ud;
+  (void) p;
+  *seen += size * n;
+  return *seen > BESIDE_BODY_MAX ? 0 : size * n;
+}
+
+CURLcode
+http_perform_beside (CURL *e, CURLSH *share, struct http_resp *r, size_t n)
+{
+  CURLM *m = n > 0 && r->spool < 0 ? curl_multi_init () : NULL;
+  CURL *b[BESIDE_MAX];
+  size_t seen[BESIDE_MAX] = { 0 }, nb = 0, left;
+  int64_t t0 = ef_now_ms (), until = INT64_MAX;
+  CURLcode res = CURLE_OUT_OF_MEMORY;
+  struct CURLMsg *msg;
+  int running, queued;
+
+  if (m == NULL)
+    return http_perform (e, r);
+  r->body.len = 0;
+  r->body.data[0] = '\0';
+  r->too_big = false;
+  r->status = 0;
+  r->errbuf[0] = '\0';
+  curl_easy_setopt (e, CURLOPT_WRITEFUNCTION, collect);
+  curl_easy_setopt (e, CURLOPT_WRITEDATA, r);
+  curl_easy_setopt (e, CURLOPT_ERRORBUFFER, r->errbuf);
+  curl_multi_add_handle (m, e);
+  while (nb < n && nb < BESIDE_MAX && (b[nb] = curl_easy_duphandle (e)) != NULL)
+    {
+      curl_easy_setopt (b[nb], CURLOPT_SHARE, share);
+      curl_easy_setopt (b[nb], CURLOPT_ERRORBUFFER, NULL);
+      curl_easy_setopt (b[nb], CURLOPT_WRITEFUNCTION, drop);
+      curl_easy_setopt (b[nb], CURLOPT_WRITEDATA, &seen[nb]);
+      curl_multi_add_handle (m, b[nb++]);
+    }
+  for (left = 1 + nb; left > 0 && ef_now_ms () < until;)
+    {
+      curl_multi_perform (m, &running);
+      while ((msg = curl_multi_info_read (m, &queued)) != NULL)
+        {
+          if (msg->msg != CURLMSG_DONE)
+            continue;
+          left--;
+          if (msg->easy_handle == e)
+            {
+              res = msg->data.result;
+              until = t0 + 2 * (ef_now_ms () - t0);
+            }
+        }
+      if (left > 0)
+        curl_multi_poll (m, NULL, 0, 100, NULL);
+    }
+  while (nb > 0)
+    {
+      curl_multi_remove_handle (m, b[--nb]);
+      curl_easy_cleanup (b[nb]);
+    }
+  curl_multi_remove_handle (m, e);
+  curl_multi_cleanup (m);
+  curl_easy_setopt (e, CURLOPT_ERRORBUFFER, NULL);
+  curl_easy_getinfo (e, CURLINFO_RESPONSE_CODE, &r->status);
+  return res;
+}
+
 const char *
 http_header (CURL *e, const char *name, size_t idx)
 {

@@ -74,6 +74,13 @@ void http_resp_init (struct http_resp *r, size_t max);
 void http_resp_dispose (struct http_resp *r);
 /* Perform e, collecting its body into r (reset first). */
 CURLcode http_perform (CURL *e, struct http_resp *r);
+/* Perform e as http_perform does (r with no spool), with n copies of it
+ * in flight at once, taking their connections from share, their bodies
+ * dropped: each leaves a connection in share's cache, its handshakes done,
+ * for the transfers that follow (on a long round trip, seconds saved).
+ * Returns e's result when e is done and the copies are, or have had as
+ * long again as e took; those not done by then are let go. */
+CURLcode http_perform_beside (CURL *e, CURLSH *share, struct http_resp *r, size_t n);
 /* Value of the idx-th header called name of e's last response, or NULL. */
 const char *http_header (CURL *e, const char *name, size_t idx);
 /* EF_NET for a failed transfer, saying what failed; hint follows a TLS

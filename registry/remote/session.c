@@ -59,6 +59,7 @@ struct reg_session
   char *ca_file;
   auth_resolve_fn resolve;
   char *congestion;
+  int warm; /* connections opened beside a host's first /v2/ */
   struct http_retry *retry;
   CURL *easy; /* pings and token requests */
   CURLSH *share; /* connections and TLS sessions, for every handle (reg_session_prepare) */
@@ -127,6 +128,7 @@ reg_session_new (reg_session **out, const struct reg_session_opts *o, struct htt
   s->certs_dirs = strv_dup (o->certs_dirs);
   s->ca_file = o->ca_file ? xstrdup (o->ca_file) : NULL;
   s->congestion = o->congestion ? xstrdup (o->congestion) : NULL;
+  s->warm = o->warm;
   if (o->creds)
     rc = auth_creds_from_string (&s->creds, o->creds, err);
   if (rc == 0 && s->auth_file && access (s->auth_file, R_OK) != 0)
@@ -354,8 +356,7 @@ token_find (struct reg_host *h, const char *scope)
 static char *
 escape (CURL *e, const char *s)
 {
-  char *x = curl_easy_escape (e, s, 0);
-  char *r = xstrdup (x ? x : "");
+  char *x = curl_easy_escape (e, s, 0), *r = xstrdup (x ? x : "");
   curl_free (x);
   return r;
 }
@@ -563,7 +564,8 @@ take_challenge (struct reg_host *h, CURL *e, ef_err **err)
 }
 
 /* GET /v2/ once per host: 200 means no auth, 401 brings the challenge.
- * A mirror gets one attempt: the next host is the retry. */
+ * A mirror gets one attempt: the next host is the retry.  The first goes
+ * with s->warm copies, whose connections the transfers after it take. */
 static int
 ping (reg_session *s, struct reg_host *h, ef_err **err)
 {
@@ -578,10 +580,9 @@ ping (reg_session *s, struct reg_host *h, ef_err **err)
   for (int attempt = 1;; attempt++)
     {
       reg_session_prepare (s, h, s->easy, url, NULL);
-      res = http_perform (s->easy, &r);
-      if (!h->mirror && !r.too_big && http_again (s->retry, s->easy, attempt, res, r.status))
-        continue;
-      break;
+      res = attempt == 1 ? http_perform_beside (s->easy, s->share, &r, (size_t) s->warm) : http_perform (s->easy, &r);
+      if (h->mirror || r.too_big || !http_again (s->retry, s->easy, attempt, res, r.status))
+        break;
     }
   if (http_cancelled (s->retry))
     rc = ef_err_set (err, EF_NET, "interrupted");
@@ -593,8 +594,7 @@ ping (reg_session *s, struct reg_host *h, ef_err **err)
     h->scheme = AUTH_NONE;
   else
     rc = ef_err_set (err, EF_NET, "/v2/ answered HTTP %ld: not a registry?", r.status);
-  if (rc == 0)
-    h->pinged = true;
+  h->pinged = rc == 0;
   http_resp_dispose (&r);
   return rc;
 }
@@ -654,6 +654,7 @@ reg_session_prepare (reg_session *s, reg_host *h, CURL *e, const char *url, cons
 
   http_setup (e, url, HTTP_FOLLOW | (strncmp (h->base, "http://", 7) == 0 ? HTTP_PLAIN : 0));
   curl_easy_setopt (e, CURLOPT_SHARE, s->share);
+  curl_easy_setopt (e, CURLOPT_MAXCONNECTS, (long) s->warm + 5); /* idle in the share: the warm ones too */
   /* HTTP/1.1: pieces on parallel connections, one of them the manifest's */
   curl_easy_setopt (e, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_1_1);
   http_retry_stall (s->retry, e);

@@ -40,6 +40,7 @@ struct reg_session_opts
   const char *ca_file;           /* one more CA bundle for every host, or NULL */
   auth_resolve_fn resolve;       /* for the realm check; NULL: the system's resolver */
   const char *congestion;        /* TCP congestion control of every connection ("bbr"), or NULL: the system's */
+  int warm;                      /* connections opened beside a host's first /v2/ (for the blobs), at most 16 */
 };
 
 typedef struct reg_session reg_session;

@@ -9,11 +9,10 @@
 
 #include "blobs_job.h"
 
-#define START_CONNS 8     /* transfers at first; more while goodput grows */
 #define PROBE_MIN_MS 1000 /* goodput is measured over at least this long ... */
 #define PROBE_RTTS 4      /* ... and this many of the slowest connection's set-up times ... */
 #define PROBE_MAX_MS 4000 /* ... up to this */
-#define PROBE_GAIN 1.15   /* more transfers that carry less than this much more: enough */
+#define PROBE_GAIN 1.05   /* more transfers that carry less than this much more: enough */
 #define STUCK_MS 4000     /* a piece without a byte this long (or eight set-ups), others moving: dropped */
 
 /* Set up x and its jobs; the same blob twice in one image is fetched once. */
@@ -37,7 +36,7 @@ xfer_init (struct xfer *x, reg_client *c, const struct reg_ref *ref, const struc
   x->n = x->remaining = n;
   x->jobs = xcalloc (n ? n : 1, sizeof *x->jobs);
   x->cap = reg_client_opts (c)->jobs;
-  x->limit = x->cap < START_CONNS ? x->cap : START_CONNS;
+  x->limit = x->cap < REG_START_CONNS ? x->cap : REG_START_CONNS;
   x->conns = xcalloc ((size_t) x->cap, sizeof *x->conns);
   for (int k = 0; k < x->cap; k++)
     ef_buf_init (&x->conns[k].errbody, ERRBODY_MAX);
@@ -250,7 +249,7 @@ share_rate (struct xfer *x)
       curl_easy_setopt (x->conns[k].e, CURLOPT_MAX_RECV_SPEED_LARGE, (curl_off_t) (x->rate / x->active));
 }
 
-/* How many transfers may run: from START_CONNS up, while it pays.  With
+/* How many transfers may run: from REG_START_CONNS up, while it pays.  With
  * every allowed transfer running, and after a probe's time for new ones
  * to get going, the goodput over the next probe is compared with the
  * last: grown by PROBE_GAIN, twice as many may run; not, and that is

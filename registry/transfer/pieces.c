@@ -134,9 +134,10 @@ pieces_take (struct job *j, int64_t *from, int64_t *to)
   if (j->route >= 0 && (x->ranges_bad & (1u << j->route)))
     j->whole = true;
   /* a second transfer for a blob once its registry answered a range with
-     that range, and a piece has shown what one transfer carries */
-  if (j->ntodo == 0
-      || (j->conns > 0 && (j->whole || j->route < 0 || !(x->ranges_ok & (1u << j->route)) || x->conn_rate == 0)))
+     that range: until a piece has shown what one transfer carries, in
+     pieces of PIECE_FIRST, so that on a long round trip the connections
+     go through their handshakes and slow start together */
+  if (j->ntodo == 0 || (j->conns > 0 && (j->whole || j->route < 0 || !(x->ranges_ok & (1u << j->route)))))
     return false;
   *from = j->todo[0][0];
   if (j->whole)
