@@ -103,7 +103,7 @@ unit: $(UNIT_BINS)
 # or an overflow on any path they reach fails the test that reached it.
 e2e: edgefetch
 	$(MAKE) --no-print-directory $(ASAN_ENV) build/asan/edgefetch
-	@export EF=$(CURDIR)/build/asan/edgefetch ASAN_OPTIONS=detect_leaks=1; fail=0; for t in tests/e2e/run.sh tests/e2e/hostile.sh tests/e2e/trust.sh tests/e2e/agent.sh tests/e2e/hub.sh tests/e2e/faults.sh tests/e2e/mirrors.sh tests/e2e/partial.sh tests/e2e/link.sh tests/e2e/handoff.sh tests/e2e/ship.sh tests/e2e/system.sh; do $$t || fail=1; done; exit $$fail
+	@export EF=$(CURDIR)/build/asan/edgefetch ASAN_OPTIONS=detect_leaks=1; fail=0; for t in tests/e2e/run.sh tests/e2e/hostile.sh tests/e2e/trust.sh tests/e2e/agent.sh tests/e2e/hub.sh tests/e2e/faults.sh tests/e2e/mirrors.sh tests/e2e/partial.sh tests/e2e/link.sh tests/e2e/crash.sh tests/e2e/handoff.sh tests/e2e/ship.sh tests/e2e/system.sh; do $$t || fail=1; done; exit $$fail
 
 check: deps lint
 	$(MAKE) --no-print-directory unit-asan

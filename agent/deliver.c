@@ -1,6 +1,7 @@
 /* deliver.c: see deliver.h. */
 #include <pthread.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../registry/transfer/partial.h"
 #include "deliver.h"
@@ -104,10 +105,15 @@ join_early (struct run *r, int pull_rc, ef_err **err)
 /* The runtime holds the image, checked: the store keeps its manifests,
  * config and record, not a second copy of its layers; but for the layers
  * with a table of contents, which the next version's partial pull is
- * built from. */
+ * built from.  The runtime's copy is made durable first: dockerd and
+ * containerd write their layers without an fsync, and a power cut right
+ * after the drop would leave neither copy.  sync(2) waits until every
+ * filesystem's dirty data is on disk, theirs with it (their storage may
+ * be on another filesystem than the store). */
 static void
 drop_layers (reg_store *s, const struct reg_pull_result *res)
 {
+  sync ();
   for (size_t i = 0; i < res->nlayers; i++)
     if (reg_store_has (s, res->layer_digests[i], res->layer_sizes[i]) && !reg_partial_base (s, res->layer_digests[i]))
       reg_store_drop (s, res->layer_digests[i], res->layer_sizes[i], NULL);

@@ -1,10 +1,13 @@
 /* file.c: see file.h. */
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "file.h"
@@ -30,23 +33,49 @@ ef_write_all (int fd, const void *buf, size_t len)
 }
 
 int
+ef_fsync_dir (const char *path)
+{
+  cleanup_close int fd = open (path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  return fd < 0 || fsync (fd) < 0 ? -1 : 0;
+}
+
+/* fsync the directory that holds p's last component. */
+static int
+fsync_parent (char *p)
+{
+  char *slash = strrchr (p, '/');
+  int rc;
+
+  if (slash == NULL)
+    return ef_fsync_dir (".");
+  if (slash == p)
+    return ef_fsync_dir ("/");
+  *slash = '\0';
+  rc = ef_fsync_dir (p);
+  *slash = '/';
+  return rc;
+}
+
+int
 ef_mkdirs (const char *path, unsigned mode)
 {
   cleanup_free char *p = xstrdup (path);
   char *s;
 
-  for (s = p + 1; *s; s++)
+  for (s = p + 1;; s++)
     {
-      if (*s != '/')
+      bool last = *s == '\0';
+      if (*s != '/' && !last)
         continue;
       *s = '\0';
-      if (mkdir (p, mode) < 0 && errno != EEXIST)
+      if (mkdir (p, mode) == 0 ? fsync_parent (p) < 0 : errno != EEXIST)
         return -1;
+      if (last)
+        break;
       *s = '/';
     }
-  if (mkdir (p, mode) < 0 && errno != EEXIST)
-    return -1;
-  return 0;
+  /* a directory an earlier run made, and a power cut may take back */
+  return fsync_parent (p);
 }
 
 int
@@ -103,6 +132,39 @@ tmp_name (const char *name)
       memcpy (r, &t, sizeof r);
     }
   return xasprintf (".%s.%02x%02x%02x%02x%02x%02x.tmp", name, r[0], r[1], r[2], r[3], r[4], r[5]);
+}
+
+/* Is name one of tmp_name's: ".<name>.<12 hex>.tmp"? */
+static bool
+is_tmp_name (const char *n)
+{
+  size_t len = strlen (n);
+
+  if (len < 19 || n[0] != '.' || strcmp (n + len - 4, ".tmp") != 0 || n[len - 17] != '.')
+    return false;
+  for (size_t i = len - 16; i < len - 4; i++)
+    if (!((n[i] >= '0' && n[i] <= '9') || (n[i] >= 'a' && n[i] <= 'f')))
+      return false;
+  return true;
+}
+
+int
+ef_remove_stale_tmp (const char *dir, int64_t grace_s)
+{
+  DIR *d = opendir (dir);
+  struct dirent *de;
+  struct stat st;
+  time_t now = time (NULL);
+  int n = 0;
+
+  if (d == NULL)
+    return 0;
+  while ((de = readdir (d)) != NULL)
+    if (is_tmp_name (de->d_name) && fstatat (dirfd (d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0
+        && !S_ISDIR (st.st_mode) && now - st.st_mtime >= grace_s && unlinkat (dirfd (d), de->d_name, 0) == 0)
+      n++;
+  closedir (d);
+  return n;
 }
 
 int

@@ -3,13 +3,25 @@
 #define EF_FILE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "err.h"
 
 /* Write the whole buffer; returns 0 or -1 with errno set. */
 int ef_write_all (int fd, const void *buf, size_t len);
-/* mkdir -p with mode; returns 0 or -1 with errno set. */
+/* mkdir -p with mode, each directory it makes fsynced into its parent,
+ * and path's own entry too (an earlier run may have made it and not
+ * synced it); returns 0 or -1 with errno set. */
 int ef_mkdirs (const char *path, unsigned mode);
+/* fsync a directory: what was named, renamed or removed in it stays so. */
+int ef_fsync_dir (const char *path);
+/* How old a temporary must be before it counts as left over: one a
+ * running process is writing is seconds old. */
+#define EF_STALE_S 600
+/* Remove from dir the temporaries of ef_atomic_open and ef_link_replace
+ * (".<name>.<12 hex>.tmp") last changed grace_s or more ago: what a
+ * killed run or a power cut left.  Returns how many went. */
+int ef_remove_stale_tmp (const char *dir, int64_t grace_s);
 /* Read a whole regular file (not a FIFO or a device) of at most max
  * bytes; returns 0 or -1 with errno set (EFBIG past max). */
 int ef_read_file (const char *path, size_t max, char **out, size_t *len);

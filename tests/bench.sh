@@ -35,7 +35,25 @@ for d in $(jq -r '.config.digest, .layers[].digest' <<<"$RAW"); do
 	CURL_ARGS+=(-o /dev/null "https://$R/v2/edge/big/blobs/$d")
 done
 
-: >"$T/ef" ; : >"$T/sk" ; : >"$T/curl" ; : >"$T/tinyrss"
+# The cost of edgefetch's fsyncs: the same pull with every fsync, fdatasync
+# and sync_file_range made a no-op (a preloaded shim of the bench's own);
+# and the store floor: curl writing the same blobs to files, then an fsync
+# of each (coreutils sync FILE...), no hashing.
+cat >"$T/nosync.c" <<'SHIM'
+#define _GNU_SOURCE
+#include <fcntl.h>
+int fsync (int fd) { (void) fd; return 0; }
+int fdatasync (int fd) { (void) fd; return 0; }
+int sync_file_range (int fd, off64_t o, off64_t n, unsigned f) { (void) fd; (void) o; (void) n; (void) f; return 0; }
+SHIM
+cc -shared -fPIC -O1 -o "$T/nosync.so" "$T/nosync.c" || exit 1
+FLOOR_ARGS=()
+for d in $(jq -r '.config.digest, .layers[].digest' <<<"$RAW"); do
+	FLOOR_ARGS+=(-o "$T/floordir/${d#sha256:}" "https://$R/v2/edge/big/blobs/$d")
+done
+FLOOR_CMD="curl -sSf --parallel --parallel-max 4 --cacert $T/ca/ca.crt -u $CR $(printf '%q ' "${FLOOR_ARGS[@]}") && sync $T/floordir/*"
+
+: >"$T/ef" ; : >"$T/sk" ; : >"$T/curl" ; : >"$T/tinyrss" ; : >"$T/efns" ; : >"$T/floor"
 for i in $(seq "$RUNS"); do
 	echo "run $i/$RUNS ..." >&2
 	rm -rf "$T/s-ef" "$T/o-ef" "$T/o-sk"
@@ -46,6 +64,13 @@ for i in $(seq "$RUNS"); do
 	measure "$T/sk" skopeo copy -q --src-creds "$CR" --src-cert-dir "$T/skcerts" \
 		"docker://$R/edge/big:1.0" "oci:$T/o-sk:1.0" || exit 1
 	measure "$T/curl" curl -sSf --parallel --parallel-max 4 --cacert "$T/ca/ca.crt" -u "$CR" "${CURL_ARGS[@]}" || exit 1
+	rm -rf "$T/s-ns" "$T/o-ns" "$T/floordir"
+	mkdir -p "$T/floordir"
+	sync
+	measure "$T/efns" env LD_PRELOAD="$T/nosync.so" "$EF" pull --quiet --store "$T/s-ns" --ca-file "$T/ca/ca.crt" \
+		--creds "$CR" --output "oci:$T/o-ns" "$R/edge/big:1.0" || exit 1
+	sync
+	measure "$T/floor" bash -c "$FLOOR_CMD" || exit 1
 	rm -rf "$T/s-tiny"
 	measure "$T/tinyrss" "$EF" pull --quiet --store "$T/s-tiny" --ca-file "$T/ca/ca.crt" --creds "$CR" \
 		"$R/edge/tiny:1.0" || exit 1
@@ -69,7 +94,7 @@ echo '{}' >"$T/control"
 WIRE=$(jq .blob_bytes "$T/stats")
 
 efw=$(col 1 "$T/ef") efr=$(col 2 "$T/ef") skw=$(col 1 "$T/sk") skr=$(col 2 "$T/sk")
-cw=$(col 1 "$T/curl") tr=$(col 2 "$T/tinyrss")
+cw=$(col 1 "$T/curl") tr=$(col 2 "$T/tinyrss") nsw=$(col 1 "$T/efns") flw=$(col 1 "$T/floor")
 r() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 cat <<TABLE
 
@@ -80,6 +105,8 @@ edgefetch bench: $((SIZE / 1048576)) MiB image, $NLAYERS layers, TLS + basic aut
 | peak RSS, MB                              | $(r "$efr" 1024) | $(r "$skr" 1024) | | $(r "$efr" "$skr") x skopeo | <= 0.6 |
 | peak RSS above the one-layer pull, MB     | $(r "$((efr - tr))" 1024) | | | | <= 2 |
 | bytes fetched (killed half way + resumed) / image size | $(r "$WIRE" "$SIZE") | | | | <= 1.10 |
+| wall time with every fsync a no-op, s     | $nsw | | | the fsyncs cost $(awk -v a="$efw" -v b="$nsw" 'BEGIN {printf "%.2f", a - b}') s | |
+| store floor (curl to files + fsync each), s | $flw | | | $(r "$efw" "$flw") x the floor | <= 1.0 x the floor |
 TABLE
 
 # Hostile 4 MiB manifests of every shape beside a normal pull of the same

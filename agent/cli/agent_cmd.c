@@ -44,6 +44,20 @@ plain_http (struct sync_ctx *s)
               s->cfg->exchange_url);
 }
 
+/* What recovery removed at start (a crash's leftovers), for status. */
+static void
+note_recovery (struct sync_ctx *s, const struct reg_recovery *r)
+{
+  cleanup_free char *stamp = NULL;
+
+  if (r->tmp + r->parts + r->records + r->handoffs == 0)
+    return;
+  stamp = agent_now_utc ();
+  json_object_set_new (s->state, "recovery",
+                       json_pack ("{s:s, s:i, s:i, s:i, s:i}", "at", stamp, "tmp", r->tmp, "parts", r->parts,
+                                  "records", r->records, "handoffs", r->handoffs));
+}
+
 /* agent --once: one sync, heartbeating all the while, as the daemon does. */
 static int
 sync_once (struct sync_ctx *s)
@@ -79,6 +93,7 @@ cmd_agent (int argc, char **argv)
   bool once = false;
   struct agent_config cfg;
   struct sync_ctx s = { 0 };
+  struct reg_recovery rec = { 0 };
   cleanup_err ef_err *err = NULL;
   int c, rc;
 
@@ -106,12 +121,15 @@ cmd_agent (int argc, char **argv)
   s.progress = progress_ping;
   rc = reg_store_open (&s.store, cfg.store, &err);
   if (rc == 0)
+    reg_store_recover (s.store, &rec);
+  if (rc == 0)
     rc = exchange_new (&s.ex, &cfg, &ef_cancel, &err);
   if (rc < 0)
     rc = cli_report ("agent", err);
   else
     {
       s.state = agent_state_load (cfg.store);
+      note_recovery (&s, &rec);
       plain_http (&s);
       rc = once ? sync_once (&s) : agent_daemon (&cfg, config_file, &s);
     }

@@ -221,6 +221,7 @@ cmd_pull (int argc, char **argv)
   cleanup_free char *context = NULL, *spool = NULL;
   reg_client *client = NULL;
   reg_store *store = NULL;
+  struct reg_recovery rec;
   bool done;
   int rc;
 
@@ -250,6 +251,8 @@ cmd_pull (int argc, char **argv)
     rc = reg_client_new (&client, &copts, &err);
   if (rc == 0)
     rc = reg_store_open (&store, a.store, &err);
+  if (rc == 0)
+    reg_store_recover (store, &rec); /* what a crash left, quietly */
   o.platform = &p.platform;
   o.cosign_key = p.cosign_key;
   o.progress = draw;

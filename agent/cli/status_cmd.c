@@ -119,6 +119,16 @@ print_head (json_t *st)
     printf ("link:      WAITING for the link since %s: a pull goes on when bytes come again, with every byte "
             "it has kept\n",
             str (st, "link_waiting_since", ""));
+  if (json_is_object (json_object_get (st, "recovery")))
+    {
+      json_t *r = json_object_get (st, "recovery");
+      printf ("recovery:  at start %s, removed what a crash left: %lld temporary files, %lld partial downloads, "
+              "%lld piece records, %lld handoff directories\n",
+              str (r, "at", "?"), (long long) json_integer_value (json_object_get (r, "tmp")),
+              (long long) json_integer_value (json_object_get (r, "parts")),
+              (long long) json_integer_value (json_object_get (r, "records")),
+              (long long) json_integer_value (json_object_get (r, "handoffs")));
+    }
   if (json_is_true (json_object_get (ex, "plain_http")))
     printf ("warning:   the exchange %s is plain HTTP: the node's token and deployments cross the network "
             "unencrypted\n",

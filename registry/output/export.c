@@ -83,10 +83,20 @@ reg_export_probe (enum reg_export_format fmt, const char *path, ef_err **err)
   cleanup_err ef_err *e = NULL;
   struct ef_atomic a;
   struct stat st;
+  int fd;
 
   if (stat (path, &st) == 0 && dir != (S_ISDIR (st.st_mode) != 0))
     return ef_err_set (err, EF_USAGE, "--output %s %s a directory", path, dir ? "is not" : "is");
-  /* a temporary file is made there and removed: nothing is left behind */
+  /* a file with no name, which no power cut can leave behind; where the
+     filesystem has no such files, a named one made and removed */
+  fd = open (where, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+  if (fd >= 0)
+    {
+      close (fd);
+      return 0;
+    }
+  if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+    return ef_err_set (err, EF_USAGE, "--output %s: %s: %s", path, where, strerror (errno));
   if (ef_atomic_open (&a, probe, 0644, &e) < 0)
     return ef_err_set (err, EF_USAGE, "--output %s: %s", path, ef_err_msg (e));
   ef_atomic_abort (&a);
@@ -222,8 +232,13 @@ export_dir (reg_store *s, const char *digest, const struct reg_ref *ref, const c
     rc = place_blob (s, reg_manifest_config (im.m), blobs, err);
   for (size_t i = 0; rc == 0 && i < reg_manifest_count (im.m); i++)
     rc = place_blob (s, reg_manifest_entry (im.m, i), blobs, err);
+  /* the blobs' names durable before an index.json that names them */
+  if (rc == 0 && ef_fsync_dir (blobs) < 0)
+    rc = ef_err_io (err, errno, "fsync %s", blobs);
   if (rc == 0)
     {
+      ef_remove_stale_tmp (blobs, EF_STALE_S);
+      ef_remove_stale_tmp (dir, EF_STALE_S);
       text = merged_index (index_path, &im, digest, ref);
       rc = ef_atomic_write (layout_path, layout, sizeof layout - 1, 0644, err);
     }

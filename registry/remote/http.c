@@ -198,11 +198,10 @@ collect (char *p, size_t size, size_t n, void *ud)
   return len;
 }
 
-CURLcode
-http_perform (CURL *e, struct http_resp *r)
+/* Reset r and point e's body and error text at it. */
+static void
+resp_begin (CURL *e, struct http_resp *r)
 {
-  CURLcode res;
-
   r->body.len = 0;
   r->body.data[0] = '\0';
   r->too_big = r->spool_failed = false;
@@ -218,10 +217,21 @@ http_perform (CURL *e, struct http_resp *r)
   curl_easy_setopt (e, CURLOPT_WRITEFUNCTION, collect);
   curl_easy_setopt (e, CURLOPT_WRITEDATA, r);
   curl_easy_setopt (e, CURLOPT_ERRORBUFFER, r->errbuf);
-  res = curl_easy_perform (e);
+}
+
+static CURLcode
+resp_end (CURL *e, struct http_resp *r, CURLcode res)
+{
   curl_easy_setopt (e, CURLOPT_ERRORBUFFER, NULL);
   curl_easy_getinfo (e, CURLINFO_RESPONSE_CODE, &r->status);
   return res;
+}
+
+CURLcode
+http_perform (CURL *e, struct http_resp *r)
+{
+  resp_begin (e, r);
+  return resp_end (e, r, curl_easy_perform (e));
 }
 
 #define BESIDE_MAX 16
@@ -249,14 +259,7 @@ http_perform_beside (CURL *e, CURLSH *share, struct http_resp *r, size_t n)
 
   if (m == NULL)
     return http_perform (e, r);
-  r->body.len = 0;
-  r->body.data[0] = '\0';
-  r->too_big = false;
-  r->status = 0;
-  r->errbuf[0] = '\0';
-  curl_easy_setopt (e, CURLOPT_WRITEFUNCTION, collect);
-  curl_easy_setopt (e, CURLOPT_WRITEDATA, r);
-  curl_easy_setopt (e, CURLOPT_ERRORBUFFER, r->errbuf);
+  resp_begin (e, r);
   curl_multi_add_handle (m, e);
   while (nb < n && nb < BESIDE_MAX && (b[nb] = curl_easy_duphandle (e)) != NULL)
     {
@@ -290,9 +293,7 @@ http_perform_beside (CURL *e, CURLSH *share, struct http_resp *r, size_t n)
     }
   curl_multi_remove_handle (m, e);
   curl_multi_cleanup (m);
-  curl_easy_setopt (e, CURLOPT_ERRORBUFFER, NULL);
-  curl_easy_getinfo (e, CURLINFO_RESPONSE_CODE, &r->status);
-  return res;
+  return resp_end (e, r, res);
 }
 
 const char *

@@ -274,6 +274,15 @@ fail:
   return rc;
 }
 
+bool
+reg_ingest_whole_on_disk (const reg_store *s, const char *digest, int64_t size)
+{
+  cleanup_free char *part = xasprintf ("%s/ingest/%s.part", reg_store_dir (s), digest + 7);
+  struct stat st;
+
+  return lstat (part, &st) == 0 && S_ISREG (st.st_mode) && st.st_size == size;
+}
+
 int64_t
 reg_ingest_offset (const reg_ingest *i)
 {

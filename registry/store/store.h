@@ -5,6 +5,7 @@
  *                    ingest/<hex>.ranges   which, when it came in pieces
  *                    images.json           the images held, by name (for gc)
  *                    gc.lock               shared while open, exclusive for gc
+ *                    handoff-XXXXXX/       a containerd handoff's hosts dir, while it runs
  * A blob reaches blobs/ only through reg_store_put() or
  * reg_ingest_commit(), both of which check size and digest, fsync and
  * rename: nothing unverified is ever visible under blobs/.  What leaves
@@ -12,7 +13,7 @@
  * found damaged is removed, to be fetched anew.
  * store.c holds the blobs, ingest.c the blobs being fetched (ranges.c
  * the record of their pieces, writer.c the thread that writes them),
- * images.c the records and gc. */
+ * images.c the records and gc, recover.c what a crash left. */
 #ifndef EF_STORE_H
 #define EF_STORE_H
 
@@ -113,6 +114,19 @@ struct reg_gc_stats
  * recorded image's manifest is missing or damaged (pull it again). */
 int reg_store_gc (reg_store *s, struct reg_gc_stats *stats, ef_err **err);
 
+/* What a killed run or a power cut left, removed (recover.c): temporary
+ * files (EF_STALE_S old or more) in the store, ingest/ and blobs/; a
+ * .part no pull wants (its blob is in the store, or it had no byte for
+ * REG_PART_KEEP_S), unless a running pull holds it; a .ranges record
+ * without its .part; handoff directories (EF_STALE_S old).  For start-up
+ * and gc: nothing a running edgefetch is writing is touched. */
+#define REG_PART_KEEP_S (7 * 24 * 3600)
+struct reg_recovery
+{
+  int tmp, parts, records, handoffs;
+};
+void reg_store_recover (reg_store *s, struct reg_recovery *r);
+
 typedef struct reg_ingest reg_ingest;
 /* A thread that hashes and writes ingests' full buffers, so that the
  * thread receiving from the network only copies; extra is how many
@@ -127,6 +141,9 @@ void reg_writer_free (reg_writer *w);
  * Bytes already on disk from an earlier attempt are re-hashed, so the
  * fetch can continue at reg_ingest_offset(). */
 int reg_ingest_open (reg_ingest **out, reg_store *s, const char *digest, int64_t size, bool *busy, ef_err **err);
+/* Is ingest/<hex>.part there at its full size (every byte in, not yet
+ * committed: a run stopped between the two)? */
+bool reg_ingest_whole_on_disk (const reg_store *s, const char *digest, int64_t size);
 /* Hash and write through w from now on (before the first write). */
 void reg_ingest_use_writer (reg_ingest *i, reg_writer *w);
 int64_t reg_ingest_offset (const reg_ingest *i);

@@ -146,10 +146,8 @@ job_ready (struct xfer *x, struct job *j, int64_t now, int64_t *wait, ef_err **e
         *wait = BUSY_WAIT_MS;
       return 0;
     }
-  if (p == PREP_DONE || j->ntodo == 0)
+  if (p == PREP_DONE)
     {
-      if (p != PREP_DONE && (rc = reg_ingest_commit (j->ing, err)) < 0)
-        return rc;
       job_done (j);
       return 0;
     }
@@ -353,6 +351,22 @@ drop_stuck (struct xfer *x)
     }
 }
 
+/* Stopped: a blob whose bytes are all on disk, not yet opened (a run
+ * cut between its last byte and its commit left it so), still goes into
+ * the store; it needs no request. */
+static void
+keep_whole (struct xfer *x)
+{
+  for (size_t i = 0; i < x->n; i++)
+    {
+      struct job *j = &x->jobs[i];
+      enum prep p;
+      if (j->state == JOB_QUEUED && j->ing == NULL && reg_ingest_whole_on_disk (x->s, j->d->digest, j->d->size)
+          && pieces_open (j, &p, NULL) == 0 && p == PREP_DONE)
+        job_done (j);
+    }
+}
+
 /* Tell the caller when the link seems down (no byte for a while, blobs
  * still to come) and when it is back. */
 static void
@@ -390,6 +404,13 @@ reg_blobs_fetch (reg_client *c, const struct reg_ref *ref, const struct reg_desc
 
       if (http_cancelled (x.retry))
         {
+          /* a transfer whose bytes are all in still ends, and its blob
+             goes into the store: a reader following it may have had
+             them all already (a site cache stopped right after) */
+          curl_multi_perform (x.m, &running);
+          reap (&x, err);
+          keep_whole (&x);
+          ef_err_clear (err);
           rc = ef_err_set (err, EF_NET, "interrupted");
           break;
         }

@@ -138,7 +138,8 @@ void blob_report (struct xfer *x, bool force);
 void blob_count (struct job *j, int64_t n);
 
 /* pieces.c: open j's ingest and plan its pieces (*p: PREP_DONE when it
- * is in the store, PREP_BUSY while another edgefetch fetches it). */
+ * is in the store, or was all on disk and now is; PREP_BUSY while
+ * another edgefetch fetches it). */
 int pieces_open (struct job *j, enum prep *p, ef_err **err);
 /* The next piece of j for a transfer, into *from, *to; false when none
  * is left to take (j->whole: one transfer at a time). */

@@ -351,6 +351,7 @@ plan_digest (const struct reg_desc *d, const struct seg *v, size_t n, char out[7
 static int
 journal_open (struct journal *j, const char *path, const char *plan, size_t n, ef_err **err)
 {
+  cleanup_free char *dir = xstrndup (path, (size_t) (strrchr (path, '/') - path));
   cleanup_free char *text = NULL;
   size_t len = 0;
   char *line, *save = NULL;
@@ -366,23 +367,27 @@ journal_open (struct journal *j, const char *path, const char *plan, size_t n, e
       }
   else
     {
-      unlink (path);
+      unlink (path); /* another plan's, or torn by a cut: start it over */
+      free (text);
       text = NULL;
     }
   j->fd = open (path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (j->fd < 0)
     return ef_err_io (err, errno, "open %s", path);
-  if (text == NULL && (dprintf (j->fd, "%s\n", plan) < 0))
+  if (text == NULL && (dprintf (j->fd, "%s\n", plan) < 0 || fdatasync (j->fd) < 0))
     return ef_err_io (err, errno, "write %s", path);
+  if (text == NULL)
+    ef_fsync_dir (dir); /* the journal's name too: a cut would cost every range */
   return 0;
 }
 
-/* Range i is whole on disk: say so, after its bytes are. */
+/* Range i is whole on disk: say so, after its bytes are, and durably
+ * (a line a cut takes back costs that range again on the wire). */
 static void
 journal_mark (struct journal *j, int datafd, size_t i)
 {
-  if (fdatasync (datafd) == 0)
-    dprintf (j->fd, "%zu\n", i);
+  if (fdatasync (datafd) == 0 && dprintf (j->fd, "%zu\n", i) > 0)
+    fdatasync (j->fd);
 }
 
 /* Build the layer in fd from the plan, fetching what it says and the

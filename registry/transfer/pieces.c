@@ -73,6 +73,34 @@ plan (struct job *j)
   j->whole = j->d->size < PIECES_FROM || j->x->rate > 0;
 }
 
+/* Every byte of j was on disk from an earlier run: commit it.  Bytes
+ * that do not hash were left by a power cut (written, never synced: a
+ * file at its full length with zeros inside), not sent by the registry:
+ * they are dropped (reg_ingest_commit) and the blob fetched again, once
+ * and quietly.  A second mismatch is the registry's. */
+static int
+commit_kept (struct job *j, enum prep *p, ef_err **err)
+{
+  ef_err *e = NULL;
+  int rc = reg_ingest_commit (j->ing, &e);
+
+  if (rc == 0)
+    {
+      reg_ingest_free (j->ing);
+      j->ing = NULL;
+      *p = PREP_DONE;
+      return 0;
+    }
+  if (rc != -EF_VERIFY || j->restarted)
+    return ef_err_propagate (err, e);
+  ef_err_free (e);
+  count_reused (j, -j->resumed_bytes);
+  reg_ingest_free (j->ing);
+  j->ing = NULL;
+  j->restarted = true;
+  return pieces_open (j, p, err);
+}
+
 int
 pieces_open (struct job *j, enum prep *p, ef_err **err)
 {
@@ -110,7 +138,7 @@ pieces_open (struct job *j, enum prep *p, ef_err **err)
     j->resumed_bytes -= j->todo[k][1] - j->todo[k][0];
   j->resumed = j->resumed_bytes > 0;
   count_reused (j, j->resumed_bytes);
-  return 0;
+  return j->ntodo == 0 ? commit_kept (j, p, err) : 0;
 }
 
 /* Bytes of every blob that no transfer has taken yet. */

@@ -69,7 +69,12 @@ check "status names the pattern and the images" bash -c 'grep -q "myorg/pat" "$1
 run 0 "status --json" "$EF" status --config "$T/a.conf" --json
 check "status --json is the state" jq -e '.services | length == 2' "$T/out"
 check "state and logs hold no token" bash -c '! grep -rq "nodetok\|s3cret" "$1/state.json" "$2"' _ "$S" "$T/err"
+# a power cut's leftovers in the agent's store: start-up removes them, status says so
+echo x >"$S/.images.json.0123456789ab.tmp" && touch -d '2 hours ago' "$S/.images.json.0123456789ab.tmp"
 run 0 "a second sync fetches nothing new" "$EF" agent --config "$T/a.conf" --once
+check "agent start: a power cut's temporary file is gone" [ ! -e "$S/.images.json.0123456789ab.tmp" ]
+run 0 "status after a start that recovered" "$EF" status --config "$T/a.conf"
+check "status says what recovery removed at start" grep -q "recovery:  at start .*removed what a crash left: 1 temporary files" "$T/out"
 check "second sync: no bytes fetched" [ "$(state '[.services[].images[].bytes_fetched] | add')" = 0 ]
 # A machine without ca-certificates (a fresh minbase): the hub CA and the registry's alone.
 conf "$T/noca.conf" "$T/store-noca"

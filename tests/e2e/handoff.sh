@@ -14,6 +14,7 @@ python3 "$M" image "$T/img-mid" --tag 1.0 --busybox --note mid --random-mb 16 --
 python3 "$M" image "$T/img-big" --tag 1.0 --busybox --note big --random-mb 64 --random-mb 64 --random-mb 64 >/dev/null
 python3 "$M" image "$T/img-liar" --tag 1.0 --busybox --note liar --bad-diff-id >/dev/null
 python3 "$M" image "$T/img-solo" --tag 1.0 --busybox --note solo >/dev/null
+python3 "$M" image "$T/img-sync" --tag 1.0 --busybox --note sync --random-kb 64 >/dev/null
 python3 "$M" image "$T/img-zstd" --tag 1.0 --busybox --note zstd --random-kb 300 >/dev/null
 # v1 and v2 of a service: the same base layer, a new top one
 python3 "$M" image "$T/img-v1" --tag 1.0 --busybox --note app --random-mb 4 --random-kb 64 >/dev/null
@@ -21,7 +22,7 @@ python3 "$M" image "$T/img-v2" --tag 2.0 --busybox --note app --random-mb 4 --ra
 PR=$(free_port)
 start_registry reg "$PR" htpasswd || setup_failed registry
 R=127.0.0.1:$PR
-for n in tiny mid big liar; do push "$T/img-$n:1.0" "$R/edge/$n:1.0" --dest-creds "$CR"; done
+for n in tiny mid big liar sync; do push "$T/img-$n:1.0" "$R/edge/$n:1.0" --dest-creds "$CR"; done
 push "$T/img-zstd:1.0" "$R/edge/zstd:1.0" --dest-creds "$CR" --dest-compress-format zstd
 push "$T/img-v1:1.0" "$R/edge/app:1.0" --dest-creds "$CR"
 push "$T/img-v2:2.0" "$R/edge/app:2.0" --dest-creds "$CR"
@@ -48,6 +49,20 @@ efp() { "$EF" pull --quiet --json --store "$S" --ca-file "$T/ca/ca.crt" --creds 
 config_of() { skopeo inspect --raw --creds "$CR" --cert-dir "$T/skcerts" "docker://$R/edge/$1:1.0" | jq -r .config.digest; }
 manifest_of() { echo "sha256:$(skopeo inspect --raw --creds "$CR" --cert-dir "$T/skcerts" "docker://$R/edge/$1:1.0" | sha256sum | cut -c1-64)"; }
 store_ok() { (cd "$1/blobs/sha256" && for f in *; do [ "$(sha256sum <"$f" | cut -c1-64)" = "$f" ] || exit 1; done); }
+
+# A power cut after a handoff leaves at least one whole copy: the runtime's
+# copy is synced before the store drops its layers (the recorder of
+# tests/crash logs the order of what the pull does to its store).
+cc -std=gnu11 -O1 -shared -fPIC -o "$T/fsrec.so" "$TOP/tests/crash/fsrec.c" -ldl -lpthread || setup_failed fsrec.so
+mkdir -p "$T/store-sync"
+ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 FSREC_ROOT=$T/store-sync FSREC_LOG=$T/sync.log \
+	LD_PRELOAD=$T/fsrec.so "$EF" pull --quiet --store "$T/store-sync" --ca-file "$T/ca/ca.crt" --creds "$CR" \
+	--runtime "docker:$RT/docker.sock" "$R/edge/sync:1.0" >/dev/null 2>"$T/err"
+first_seq() { jq -r "select($1) | .seq" "$T/sync.log" | head -1; }
+dropped=$(first_seq ".op == \"unlink\" and (.path | startswith(\"$T/store-sync/blobs/sha256/\"))")
+synced=$(first_seq '.op == "sync"')
+check "docker: a handed image's layers leave the store only after a sync (the runtime's copy durable)" \
+	test -n "$dropped" -a -n "$synced" -a "${synced:-0}" -lt "${dropped:-0}"
 
 for img in tiny mid; do
 	ID=$(config_of $img) MD=$(manifest_of $img)
