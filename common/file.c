@@ -74,8 +74,11 @@ ef_mkdirs (const char *path, unsigned mode)
         break;
       *s = '/';
     }
-  /* a directory an earlier run made, and a power cut may take back */
-  return fsync_parent (p);
+  /* a directory an earlier run made, and a power cut may take back (a
+     parent we may not open, such as a home of mode 0711, is not ours) */
+  if (fsync_parent (p) < 0 && errno != EACCES && errno != EPERM)
+    return -1;
+  return 0;
 }
 
 int
