@@ -29,12 +29,12 @@ blob_file (const char *name, const char *ext, char *digest, size_t cap)
   return true;
 }
 
-/* A .part no pull wants: its blob is in the store, or no byte came for
- * REG_PART_KEEP_S.  One a running pull holds (locked) is left alone. */
+/* A download (.part) or rebuild (.partial) no pull wants, open as fd:
+ * its blob is in the store, or no byte came for REG_PART_KEEP_S.  One a
+ * running pull holds (it is locked while written) is left alone. */
 static bool
-part_unwanted (reg_store *s, int dfd, const char *name, const char *digest, time_t now)
+unwanted (reg_store *s, int fd, const char *digest, time_t now)
 {
-  cleanup_close int fd = openat (dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   struct stat st;
 
   if (fd < 0 || fstat (fd, &st) < 0 || !S_ISREG (st.st_mode) || flock (fd, LOCK_EX | LOCK_NB) < 0)
@@ -42,21 +42,28 @@ part_unwanted (reg_store *s, int dfd, const char *name, const char *digest, time
   return reg_store_has (s, digest, -1) || now - st.st_mtime >= REG_PART_KEEP_S;
 }
 
-/* A rebuild no pull wants: its layer is in the store, or the rebuild had
- * no byte for REG_PART_KEEP_S, or its journal is all that is left.  One
- * a running pull holds (it locks the .partial) is left alone. */
 static bool
-partial_unwanted (reg_store *s, const char *ingest, const char *digest, time_t now)
+part_unwanted (reg_store *s, int dfd, const char *name, const char *digest, time_t now)
 {
-  cleanup_free char *path = xasprintf ("%s/%s.partial", ingest, digest + 7);
-  cleanup_close int fd = open (path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-  struct stat st;
+  cleanup_close int fd = openat (dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  return unwanted (s, fd, digest, now);
+}
 
+/* A rebuild and its journal: as above, or the journal is all that is left. */
+static bool
+partial_unwanted (reg_store *s, int dfd, const char *digest, time_t now)
+{
+  char name[96];
+  int fd;
+  bool r;
+
+  snprintf (name, sizeof name, "%s.partial", digest + 7);
+  fd = openat (dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0)
     return errno == ENOENT;
-  if (fstat (fd, &st) < 0 || !S_ISREG (st.st_mode) || flock (fd, LOCK_EX | LOCK_NB) < 0)
-    return false;
-  return reg_store_has (s, digest, -1) || now - st.st_mtime >= REG_PART_KEEP_S;
+  r = unwanted (s, fd, digest, now);
+  close (fd);
+  return r;
 }
 
 static void
@@ -84,7 +91,7 @@ ingest_leftovers (reg_store *s, const char *ingest, time_t now, struct reg_recov
         }
       else if ((blob_file (de->d_name, ".partial", digest, sizeof digest)
                 || blob_file (de->d_name, ".partial.journal", digest, sizeof digest))
-               && partial_unwanted (s, ingest, digest, now))
+               && partial_unwanted (s, dirfd (d), digest, now))
         {
           /* a zstd:chunked rebuild (registry/transfer/partial.c) and its journal */
           snprintf (other, sizeof other, "%.64s.partial", de->d_name);
@@ -155,13 +162,13 @@ reg_store_recover (reg_store *s, struct reg_recovery *r)
 {
   const char *dir = reg_store_dir (s);
   cleanup_free char *ingest = xasprintf ("%s/ingest", dir);
-  cleanup_free char *blobs = xasprintf ("%s/blobs/sha256", dir);
   time_t now = time (NULL);
 
+  /* the store's temporaries are in ingest/ (blobs and manifests) and in
+     the store itself (images.json): blobs/ is never listed */
   memset (r, 0, sizeof *r);
   r->tmp += ef_remove_stale_tmp (dir, EF_STALE_S);
   r->tmp += ef_remove_stale_tmp (ingest, EF_STALE_S);
-  r->tmp += ef_remove_stale_tmp (blobs, EF_STALE_S);
   ingest_leftovers (s, ingest, now, r);
   handoff_leftovers (dir, now, r);
   if (r->tmp || r->handoffs)

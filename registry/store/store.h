@@ -115,7 +115,7 @@ struct reg_gc_stats
 int reg_store_gc (reg_store *s, struct reg_gc_stats *stats, ef_err **err);
 
 /* What a killed run or a power cut left, removed (recover.c): temporary
- * files (EF_STALE_S old or more) in the store, ingest/ and blobs/; a
+ * files (EF_STALE_S old or more) in the store and ingest/; a
  * .part no pull wants (its blob is in the store, or it had no byte for
  * REG_PART_KEEP_S), unless a running pull holds it; a .ranges record
  * without its .part; handoff directories (EF_STALE_S old).  For start-up
