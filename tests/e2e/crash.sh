@@ -29,11 +29,7 @@ for v in v1 v2; do
 	push "$T/$v:1.0" "$R/edge/chunked:$v" --dest-creds "$CR" --dest-compress-format zstd:chunked || setup_failed "push $v"
 done
 
-FSREC_SO=$T/fsrec.so
-cc -std=gnu11 -O1 -shared -fPIC -o "$FSREC_SO" "$TOP/tests/crash/fsrec.c" -ldl -lpthread || setup_failed "fsrec.so"
-export FSREC_SO
-# the recorder comes before ASan's runtime in the list of libraries
-export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
+fsrec_build || setup_failed "fsrec.so"
 efp() { echo "$EF pull --quiet --ca-file $T/ca/ca.crt --creds $CR $*"; }
 layer_of() { # layer_of STORE IMAGE: the first layer's hex
 	jq -r '.layers[0].digest' "$1/blobs/sha256/$(jq -r --arg n "$2" '.images[$n].manifest' "$1/images.json" | cut -c8-)" |

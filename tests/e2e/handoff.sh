@@ -53,11 +53,10 @@ store_ok() { (cd "$1/blobs/sha256" && for f in *; do [ "$(sha256sum <"$f" | cut 
 # A power cut after a handoff leaves at least one whole copy: the runtime's
 # copy is synced before the store drops its layers (the recorder of
 # tests/crash logs the order of what the pull does to its store).
-cc -std=gnu11 -O1 -shared -fPIC -o "$T/fsrec.so" "$TOP/tests/crash/fsrec.c" -ldl -lpthread || setup_failed fsrec.so
+fsrec_build || setup_failed fsrec.so
 mkdir -p "$T/store-sync"
-ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 FSREC_ROOT=$T/store-sync FSREC_LOG=$T/sync.log \
-	LD_PRELOAD=$T/fsrec.so "$EF" pull --quiet --store "$T/store-sync" --ca-file "$T/ca/ca.crt" --creds "$CR" \
-	--runtime "docker:$RT/docker.sock" "$R/edge/sync:1.0" >/dev/null 2>"$T/err"
+FSREC_ROOT=$T/store-sync FSREC_LOG=$T/sync.log LD_PRELOAD=$FSREC_SO "$EF" pull --quiet --store "$T/store-sync" \
+	--ca-file "$T/ca/ca.crt" --creds "$CR" --runtime "docker:$RT/docker.sock" "$R/edge/sync:1.0" >/dev/null 2>"$T/err"
 first_seq() { jq -r "select($1) | .seq" "$T/sync.log" | head -1; }
 dropped=$(first_seq ".op == \"unlink\" and (.path | startswith(\"$T/store-sync/blobs/sha256/\"))")
 synced=$(first_seq '.op == "sync"')

@@ -21,6 +21,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# fsrec_build: tests/crash's recorder of file-system operations, built into
+# $T/fsrec.so (FSREC_SO); ASan's runtime lets it come first in the preloads.
+fsrec_build() {
+	FSREC_SO=$T/fsrec.so
+	cc -std=gnu11 -O1 -shared -fPIC -o "$FSREC_SO" "$TOP/tests/crash/fsrec.c" -ldl -lpthread || return 1
+	export FSREC_SO ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
+}
+
 free_port() {
 	"$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
